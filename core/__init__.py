@@ -1,0 +1,1 @@
+"""The ML engine of Guidance Studio: torch and numpy only (no gradio, sqlalchemy, store or ui)."""

@@ -1,0 +1,1 @@
+"""Sub-commands of `python app.py`; each module exposes `register(subparsers)`."""

@@ -1,0 +1,55 @@
+"""One settings object for the whole app, read from flags with environment-variable fallbacks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "GUIDANCE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the app keeps its data and how it serves.
+
+    Every field has a flag (see `app.py --help`) and an environment variable `GUIDANCE_<NAME>`.
+    """
+
+    data_dir: Path = Path("data")
+    db_url: str = ""  # empty: SQLite at <data_dir>/studio.db
+    host: str = "127.0.0.1"
+    port: int = 7860
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    auth: str = ""  # "user:password" enables login
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL in force: the configured one or SQLite in the data dir."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where trained checkpoints are written."""
+        return self.data_dir / "checkpoints"
+
+    @property
+    def auth_pair(self) -> tuple[str, str] | None:
+        """`(user, password)` when login is enabled, else None."""
+        if not self.auth:
+            return None
+        user, sep, password = self.auth.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth must look like USER:PASSWORD (or set GUIDANCE_AUTH=USER:PASSWORD)")
+        return user, password
+
+
+def env_default(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of `GUIDANCE_<NAME>` if set and non-empty, else `default`."""
+    env = os.environ if environ is None else environ
+    value = env.get(ENV_PREFIX + name.upper(), "")
+    return value if value else default

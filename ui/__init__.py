@@ -1,0 +1,1 @@
+"""The Gradio browser app: `layout` wires widgets, `handlers` holds plain functions."""
