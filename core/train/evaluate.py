@@ -1,0 +1,149 @@
+"""Batched evaluation: classification metrics, EPG and IoU of the model's explanations, per group.
+
+Classification: accuracy (single-label, argmax) or micro F1 (multi-label, logit ≥ 0).
+Localisation (SCIENCE.md §5): EPG and IoU per (image, ground-truth class) pair that has at least
+one box of that class, averaged over pairs. Everything stays on the model's device; one host
+transfer per batch collects the per-image rows the compare view sorts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from core import metrics
+from core.explain import EXPLAINERS
+from core.guidance import boxes_to_masks
+
+
+@dataclass
+class EvalResult:
+    """Aggregate metrics and one row per image (`key`, `epg`, `iou`, `correct`, `score`, `predicted`)."""
+
+    metrics: dict[str, Any]
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def primary(self) -> float:
+        """The classification metric model selection uses: F1 (multi-label) or accuracy."""
+        return float(self.metrics["f1"] if self.metrics.get("multi_label") else self.metrics["accuracy"])
+
+
+@dataclass
+class _Accumulator:
+    logits: list[Tensor] = field(default_factory=list)
+    targets: list[Tensor] = field(default_factory=list)
+    labels: list[Tensor] = field(default_factory=list)
+    groups: list[Tensor] = field(default_factory=list)
+    keys: list[Tensor] = field(default_factory=list)
+    epg: list[Tensor] = field(default_factory=list)  # per image, NaN when it has no box of its classes
+    iou: list[Tensor] = field(default_factory=list)
+
+
+def _pair_maps(explainer: Any, images: Tensor, pairs: Tensor, chunk: int) -> Tensor:
+    """Explanations for (image, class) pairs: pairs (P, 2) long → maps (P, h, w)."""
+    out = []
+    for start in range(0, pairs.shape[0], chunk):
+        part = pairs[start:start + chunk]
+        out.append(explainer.attribute(images[part[:, 0]], part[:, 1]).maps.detach())
+    return torch.cat(out) if out else images.new_zeros((0, 1, 1))
+
+
+def _localisation(model: nn.Module, explainer: Any, batch: dict[str, Tensor], multi_label: bool,
+                  chunk: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image mean EPG and IoU over its ground-truth classes with boxes (NaN: no box); logits (B, C)."""
+    images = batch["images"]
+    n = images.shape[0]
+    if multi_label:
+        with torch.no_grad():
+            logits = model(images)
+        pairs = batch["target"].nonzero()  # (P, 2): image index, class
+        maps = _pair_maps(explainer, images, pairs, chunk)
+    else:  # one pair per image: its label; the explanation's forward gives the logits
+        pairs = torch.stack([torch.arange(n, device=images.device), batch["label"]], 1)
+        attribution = explainer.attribute(images, batch["label"])
+        logits, maps = attribution.logits.detach(), attribution.maps.detach()
+    valid = batch["box_valid"][pairs[:, 0]] & (batch["box_labels"][pairs[:, 0]] == pairs[:, 1:2])
+    masks = boxes_to_masks(batch["boxes"][pairs[:, 0]], valid, images.shape[-2], images.shape[-1])
+    has_box = valid.any(1).to(maps.dtype)
+    epg = metrics.energy_pointing_game(maps, masks) * has_box
+    iou = metrics.box_iou(maps, masks) * has_box
+    counts = torch.zeros(n, device=images.device, dtype=maps.dtype).index_add_(0, pairs[:, 0], has_box)
+    epg_img = torch.zeros_like(counts).index_add_(0, pairs[:, 0], epg) / counts
+    iou_img = torch.zeros_like(counts).index_add_(0, pairs[:, 0], iou) / counts
+    return epg_img, iou_img, logits
+
+
+def _classification(acc: _Accumulator, multi_label: bool, group_names: Sequence[str]) -> dict[str, Any]:
+    logits, targets, labels = torch.cat(acc.logits), torch.cat(acc.targets), torch.cat(acc.labels)
+    groups = torch.cat(acc.groups)
+    if multi_label:
+        preds = logits >= 0
+        correct = (preds == targets.bool()).all(1)
+        out = metrics.multilabel_f1(logits, targets)
+    else:
+        correct = logits.argmax(1) == labels
+        out = {}
+    out["accuracy"] = float(correct.float().mean()) if len(correct) else 0.0
+    group_acc = metrics.group_accuracy(correct, groups)
+    names = {i: (group_names[i] if i < len(group_names) else str(i)) for i in group_acc}
+    out["group_accuracy"] = {names[g]: acc_ for g, acc_ in sorted(group_acc.items())}
+    out["worst_group_accuracy"] = min(group_acc.values()) if group_acc else None
+    return out
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    *,
+    multi_label: bool,
+    attribution: str = "bcos",
+    layer: str = "input",
+    group_names: Sequence[str] = (),
+    chunk: int = 64,
+) -> EvalResult:
+    """Evaluate `model` (in eval mode) on batches from `core.data.collate_guidance`.
+
+    Returns metrics {accuracy, f1 (multi-label), epg, iou, group_accuracy, worst_group_accuracy,
+    n_images, n_localised} and per-image rows keyed by the batch's `key`.
+    """
+    was_training = model.training
+    model.eval()
+    acc = _Accumulator()
+    try:
+        with EXPLAINERS[attribution](model, layer=layer) as explainer:
+            for batch in batches:
+                epg, iou, logits = _localisation(model, explainer, batch, multi_label, chunk)
+                for name, value in (("logits", logits), ("targets", batch["target"]), ("labels", batch["label"]),
+                                    ("groups", batch["group"]), ("keys", batch["key"]), ("epg", epg),
+                                    ("iou", iou)):
+                    getattr(acc, name).append(value.detach())
+    finally:
+        model.train(was_training)
+    return _summarise(acc, multi_label, group_names)
+
+
+def _summarise(acc: _Accumulator, multi_label: bool, group_names: Sequence[str]) -> EvalResult:
+    if not acc.logits:
+        return EvalResult(metrics={"n_images": 0, "multi_label": multi_label, "accuracy": 0.0, "f1": 0.0,
+                                   "epg": None, "iou": None, "group_accuracy": {}, "worst_group_accuracy": None})
+    out = _classification(acc, multi_label, group_names)
+    epg, iou = torch.cat(acc.epg), torch.cat(acc.iou)
+    localised = ~torch.isnan(epg)
+    out["epg"] = float(epg[localised].mean()) if localised.any() else None
+    out["iou"] = float(iou[localised].mean()) if localised.any() else None
+    logits = torch.cat(acc.logits).float()
+    probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, 1)
+    score, predicted = probs.max(1)
+    labels = torch.cat(acc.labels)
+    correct = (logits >= 0).eq(torch.cat(acc.targets).bool()).all(1) if multi_label else predicted == labels
+    out.update(n_images=int(logits.shape[0]), n_localised=int(localised.sum()), multi_label=multi_label)
+    rows = zip(torch.cat(acc.keys).tolist(), epg.tolist(), iou.tolist(), correct.tolist(), score.tolist(),
+               predicted.tolist())
+    per_image = [{"key": k, "epg": None if e != e else e, "iou": None if i != i else i, "correct": bool(c),
+                  "score": s, "predicted": p} for k, e, i, c, s, p in rows]
+    return EvalResult(metrics=out, per_image=per_image)

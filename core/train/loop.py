@@ -1,0 +1,134 @@
+"""Guided fine-tuning: `fine_tune` composes `build_loader`, `train_one_epoch`, `evaluate`, checkpoints.
+
+Every epoch ends with an evaluation on the validation split; each evaluated model is written as a
+checkpoint file and only the Pareto front over (accuracy or F1, EPG, IoU) is kept on disk
+(SCIENCE.md §5). Cancellation is polled every step and leaves finished checkpoints in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from core.data import GuidanceDataset, ImageRecord, collate_guidance
+from core.guidance import LOSSES
+from core.train import distributed as dist_utils
+from core.train.config import TrainConfig
+from core.train.evaluate import EvalResult, evaluate
+from core.train.events import TrainEvent, TrainingCancelled
+from core.train.step import guided_step
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[TrainEvent], None]
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What to train on: records of the training and validation splits and the label space."""
+
+    train: Sequence[ImageRecord]
+    val: Sequence[ImageRecord]
+    classes: Sequence[str]
+    image_size: int
+    multi_label: bool
+    group_names: Sequence[str] = ()
+
+
+@dataclass
+class FineTuneResult:
+    """Outcome of `fine_tune`: kept checkpoints (Pareto front), the chosen one, the history."""
+
+    checkpoints: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    base_metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` → the first CUDA device when there is one, else CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a generator for the trainer's own sampling."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def select_annotated(records: Sequence[ImageRecord], fraction: float, seed: int) -> list[int]:
+    """Keys of the images whose boxes guide this run: a fixed, seeded `fraction` of those with boxes."""
+    with_boxes = sorted(r.key for r in records if r.boxes)
+    count = len(with_boxes) if fraction >= 1.0 else max(1, round(fraction * len(with_boxes))) if with_boxes else 0
+    return sorted(random.Random(seed).sample(with_boxes, count))
+
+
+def build_loader(records: Sequence[ImageRecord], data: TrainData, batch_size: int, *, shuffle: bool,
+                 seed: int, cache: bool = True) -> DataLoader:
+    """A DataLoader of collated guidance batches (distributed sampler when a process group is up)."""
+    dataset = GuidanceDataset(list(records), num_classes=len(data.classes), image_size=data.image_size,
+                              multi_label=data.multi_label, cache=cache)
+    sampler = dist_utils.sampler(dataset, shuffle=shuffle, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      collate_fn=collate_guidance, num_workers=0, generator=generator)
+
+
+def to_device(batch: dict[str, Tensor], device: torch.device, annotated: Tensor | None = None) -> dict[str, Tensor]:
+    """Move a collated batch to `device`; add `annotated (B,)` bool from the run's key set."""
+    out = {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+    if annotated is not None:
+        out["annotated"] = torch.isin(out["key"], annotated)
+    return out
+
+
+def train_one_epoch(model: nn.Module, explainer: Any, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    cfg: TrainConfig, *, multi_label: bool, annotated: Tensor, generator: torch.Generator,
+                    on_step: Callable[[int, dict[str, Tensor]], None], should_stop: Callable[[], bool]) -> int:
+    """One pass over `loader`; returns the number of optimiser steps taken."""
+    device = annotated.device
+    loss_fn = LOSSES[cfg.loss]
+    autocast = torch.bfloat16 if cfg.bf16 and device.type == "cuda" else None
+    model.train()
+    steps = 0
+    for batch in loader:
+        if should_stop():
+            raise TrainingCancelled("cancelled by the user")
+        batch = to_device(batch, device, annotated)
+        loss, parts = guided_step(model, explainer, batch, loss_fn=loss_fn, lam=cfg.lam, multi_label=multi_label,
+                                  contrast=cfg.target == "contrast", dilation=cfg.box_dilation,
+                                  generator=generator, autocast_dtype=autocast)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps += 1
+        on_step(steps, {"loss": parts.total, "classification": parts.classification,
+                        "localisation": parts.localisation, "annotated": parts.n_annotated})
+        if cfg.max_steps_per_epoch and steps >= cfg.max_steps_per_epoch:
+            break
+    return steps
+
+
+def run_evaluation(model: nn.Module, loader: DataLoader, data: TrainData, cfg: TrainConfig,
+                   device: torch.device) -> EvalResult:
+    """`evaluate` on a loader with the run's attribution method and layer."""
+    batches = (to_device(b, device) for b in loader)
+    return evaluate(dist_utils.unwrap(model), batches, multi_label=data.multi_label, attribution=cfg.attribution,
+                    layer=cfg.layer, group_names=data.group_names)
