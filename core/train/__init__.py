@@ -1,28 +1,38 @@
-"""Guided fine-tuning (Rao et al., ICCV 2023): config, step, loop, evaluation, checkpoints, DDP."""
+"""Guided fine-tuning (Rao et al., ICCV 2023): config, step, loop, evaluation, checkpoints, DDP.
 
-from core.train.checkpoint import (
-    CheckpointError,
-    LoadedCheckpoint,
-    file_sha256,
-    load_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
-from core.train.config import ATTRIBUTION_NAMES, LAYER_NAMES, LOSS_NAMES, TARGET_NAMES, TrainConfig
-from core.train.events import TrainEvent, TrainingCancelled
+Names are imported lazily so that `core.train.config` (used to build the command line) does not
+pull in torch.
+"""
 
-__all__ = [
-    "ATTRIBUTION_NAMES",
-    "LAYER_NAMES",
-    "LOSS_NAMES",
-    "TARGET_NAMES",
-    "CheckpointError",
-    "LoadedCheckpoint",
-    "TrainConfig",
-    "TrainEvent",
-    "TrainingCancelled",
-    "file_sha256",
-    "load_checkpoint",
-    "read_checkpoint",
-    "save_checkpoint",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CheckpointError": "core.train.checkpoint",
+    "LoadedCheckpoint": "core.train.checkpoint",
+    "file_sha256": "core.train.checkpoint",
+    "load_checkpoint": "core.train.checkpoint",
+    "read_checkpoint": "core.train.checkpoint",
+    "save_checkpoint": "core.train.checkpoint",
+    "ATTRIBUTION_NAMES": "core.train.config",
+    "LAYER_NAMES": "core.train.config",
+    "LOSS_NAMES": "core.train.config",
+    "TARGET_NAMES": "core.train.config",
+    "TrainConfig": "core.train.config",
+    "TrainEvent": "core.train.events",
+    "TrainingCancelled": "core.train.events",
+    "fine_tune": "core.train.fine_tune",
+    "evaluate": "core.train.evaluate",
+    "EvalResult": "core.train.evaluate",
+    "TrainData": "core.train.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

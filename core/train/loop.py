@@ -94,6 +94,8 @@ def build_loader(records: Sequence[ImageRecord], data: TrainData, batch_size: in
 def to_device(batch: dict[str, Tensor], device: torch.device, annotated: Tensor | None = None) -> dict[str, Tensor]:
     """Move a collated batch to `device`; add `annotated (B,)` bool from the run's key set."""
     out = {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+    if "image" in out:  # the data layer's per-sample name; the engine speaks of a batch of images
+        out["images"] = out.pop("image")
     if annotated is not None:
         out["annotated"] = torch.isin(out["key"], annotated)
     return out

@@ -1,0 +1,202 @@
+"""Explanations for the browser app: compute once per (checkpoint, method, layer, class, image), then cache.
+
+A result is a few PNG files (overlay, optional B-cos colour explanation) plus the prediction scores and
+the raw map, kept in an in-memory LRU and on disk under `<data dir>/cache/explanations/`, so a
+restart does not recompute what was seen before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from core.data import images_to_batch, load_rgb
+from core.explain import EXPLAINERS, LAYER_NAMES, bcos_colour, overlay_heatmap, upsample
+from services.models import ModelCache, checkpoint_file, model_device
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DISPLAY_SIZE = 256  # small images are shown upscaled to at least this many pixels wide
+
+
+@dataclass(frozen=True)
+class ExplanationKey:
+    """Identifies one explanation: the checkpoint file's sha256, method, layer, class index, image id."""
+
+    checkpoint_sha: str
+    method: str
+    layer: str
+    class_index: int
+    image_id: int
+
+    @property
+    def stem(self) -> str:
+        """File name stem of the cached files."""
+        return f"{self.checkpoint_sha[:16]}-{self.method}-{self.layer}-c{self.class_index}-i{self.image_id}"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A computed explanation: picture files, the map as `.npy`, and the model's scores for the image."""
+
+    key: ExplanationKey
+    overlay_path: Path
+    colour_path: Path | None
+    map_path: Path
+    scores: dict[str, float]  # class name -> probability (sigmoid for multi-label, softmax otherwise)
+    logits: list[float]
+
+    def map(self) -> np.ndarray:
+        """The attribution map `(H, W)` at the image's original size."""
+        return np.load(self.map_path)
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What to explain: the image file and size, the project's classes and task."""
+
+    image_id: int
+    image_path: Path
+    image_size: int
+    classes: list[str]
+    multi_label: bool
+    checkpoint_path: str
+    checkpoint_sha: str
+
+
+class ExplanationService:
+    """Computes and caches explanations; thread-safe, shared by all users of one server."""
+
+    def __init__(self, settings: Settings, models: ModelCache, cache_dir: Path, capacity: int = 512) -> None:
+        self.settings = settings
+        self.models = models
+        self.cache_dir = cache_dir
+        self.capacity = capacity
+        self._memory: OrderedDict[ExplanationKey, Explanation] = OrderedDict()
+        self._lock = threading.Lock()
+        self._compute_lock = threading.Lock()  # one model forward at a time: 2 cores, no oversubscription
+
+    def explain(self, request: ExplainRequest, method: str, layer: str, class_index: int) -> Explanation:
+        """The explanation of `class_index` for the request's image, from cache when available."""
+        if method not in EXPLAINERS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINERS)}")
+        if layer not in LAYER_NAMES:
+            raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYER_NAMES)}")
+        if not 0 <= class_index < len(request.classes):
+            raise ValueError(f"class index {class_index} is out of range for {len(request.classes)} classes")
+        key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id)
+        cached = self.cached(key)
+        if cached is not None:
+            return cached
+        with self._compute_lock:
+            cached = self.cached(key)
+            if cached is None:
+                cached = self._compute(key, request)
+                self._remember(cached)
+        return cached
+
+    def cached(self, key: ExplanationKey) -> Explanation | None:
+        """The cached explanation for `key` (memory first, then disk), or None."""
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+        meta = self.cache_dir / f"{key.stem}.json"
+        if not meta.exists():
+            return None
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            colour = self.cache_dir / f"{key.stem}-colour.png"
+            found = Explanation(key, self.cache_dir / f"{key.stem}.png", colour if colour.exists() else None,
+                                self.cache_dir / f"{key.stem}.npy", data["scores"], data["logits"])
+        except (OSError, ValueError, KeyError):
+            return None
+        self._remember(found)
+        return found
+
+    def _remember(self, explanation: Explanation) -> None:
+        with self._lock:
+            self._memory[explanation.key] = explanation
+            self._memory.move_to_end(explanation.key)
+            while len(self._memory) > self.capacity:
+                self._memory.popitem(last=False)
+
+    def _compute(self, key: ExplanationKey, request: ExplainRequest) -> Explanation:
+        device = model_device(self.settings)
+        path = checkpoint_file(self.settings, request.checkpoint_path)
+        loaded = self.models.get(path, device, expected_classes=request.classes)
+        model = loaded.model
+        rgb = load_rgb(request.image_path)  # (H, W, 3) uint8, original size
+        batch = images_to_batch([rgb], request.image_size).to(device)  # (1, 3, S, S)
+        targets = torch.tensor([key.class_index], device=device)
+        with EXPLAINERS[key.method](model, layer=key.layer) as explainer:
+            out = explainer.attribute(batch, targets)
+            maps = upsample(out.maps.detach(), (rgb.shape[0], rgb.shape[1]))  # (1, H, W)
+            colour = None
+            if key.method == "bcos" and getattr(model, "is_bcos", False):
+                weights = explainer.weights(batch, targets)
+                if weights.shape[1] == 6:
+                    colour = bcos_colour(weights[0], batch[0])
+        logits = out.logits.detach().float().cpu()[0]
+        probs = torch.sigmoid(logits) if request.multi_label else torch.softmax(logits, 0)
+        return self._write(key, rgb, maps[0].cpu().numpy(), colour, request.classes, probs, logits)
+
+    def _write(self, key: ExplanationKey, rgb: np.ndarray, amap: np.ndarray, colour: np.ndarray | None,
+               classes: list[str], probs: torch.Tensor, logits: torch.Tensor) -> Explanation:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        scale = max(1, DISPLAY_SIZE // max(rgb.shape[:2]))
+        big = np.kron(rgb, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else rgb
+        overlay = overlay_heatmap(big, amap, alpha=0.55)
+        overlay_path = self.cache_dir / f"{key.stem}.png"
+        PILImage.fromarray(overlay).save(overlay_path)
+        colour_path = None
+        if colour is not None:
+            colour_path = self.cache_dir / f"{key.stem}-colour.png"
+            on_black = _composite_on_black(colour, scale)
+            PILImage.fromarray(on_black).save(colour_path)
+        map_path = self.cache_dir / f"{key.stem}.npy"
+        np.save(map_path, amap.astype(np.float32))
+        scores = {name: round(float(p), 4) for name, p in zip(classes, probs.tolist())}
+        meta = {"scores": scores, "logits": [float(v) for v in logits.tolist()]}
+        (self.cache_dir / f"{key.stem}.json").write_text(json.dumps(meta), encoding="utf-8")
+        return Explanation(key, overlay_path, colour_path, map_path, scores, meta["logits"])
+
+
+def _composite_on_black(rgba: np.ndarray, scale: int) -> np.ndarray:
+    """RGBA `(h, w, 4)` → RGB on black, upscaled by an integer factor (the B-cos papers' presentation)."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = (rgba[..., :3].astype(np.float32) * alpha).round().astype(np.uint8)
+    return np.kron(rgb, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else rgb
+
+
+def propose_box(amap: np.ndarray, fraction: float = 0.5) -> tuple[float, float, float, float] | None:
+    """A box around the strongest positive evidence: pixels above `fraction` of the max, bounding box.
+
+    amap: `(H, W)` at original image size. Returns `(x0, y0, x1, y1)` or None for a map with no
+    positive evidence.
+    """
+    positive = np.clip(amap, 0.0, None)
+    peak = float(positive.max()) if positive.size else 0.0
+    if peak <= 0.0:
+        return None
+    import cv2  # local: only the proposal needs it
+
+    smooth = cv2.GaussianBlur(positive.astype(np.float32), (0, 0), sigmaX=max(1.0, amap.shape[1] / 64))
+    mask = (smooth >= fraction * smooth.max()).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return None
+    # the component holding the most evidence
+    evidence = [float(smooth[labels == i].sum()) for i in range(1, count)]
+    best = 1 + int(np.argmax(evidence))
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    return float(x), float(y), float(x + w), float(y + h)
