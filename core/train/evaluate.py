@@ -81,18 +81,24 @@ def _localisation(model: nn.Module, explainer: Any, batch: dict[str, Tensor], mu
 def _classification(acc: _Accumulator, multi_label: bool, group_names: Sequence[str]) -> dict[str, Any]:
     logits, targets, labels = torch.cat(acc.logits), torch.cat(acc.targets), torch.cat(acc.labels)
     groups = torch.cat(acc.groups)
+    out: dict[str, Any] = {}
     if multi_label:
-        preds = logits >= 0
-        correct = (preds == targets.bool()).all(1)
-        out = metrics.multilabel_f1(logits, targets)
+        precision, recall, f1 = metrics.precision_recall_f1(metrics.multilabel_counts(logits, targets)).tolist()
+        out.update(precision=precision, recall=recall, f1=f1)
+        correct = ((logits >= 0) == targets.bool()).all(1)  # exact match per image
     else:
         correct = logits.argmax(1) == labels
-        out = {}
-    out["accuracy"] = float(correct.float().mean()) if len(correct) else 0.0
-    group_acc = metrics.group_accuracy(correct, groups)
-    names = {i: (group_names[i] if i < len(group_names) else str(i)) for i in group_acc}
-    out["group_accuracy"] = {names[g]: acc_ for g, acc_ in sorted(group_acc.items())}
-    out["worst_group_accuracy"] = min(group_acc.values()) if group_acc else None
+    out["accuracy"] = float(correct.double().mean())
+    grouped = groups >= 0
+    if group_names and bool(grouped.any()):
+        # group_counts scores argmax == label: two-column logits whose argmax is 1 exactly when correct
+        as_logits = torch.stack([(~correct).float(), correct.float()], 1)[grouped]
+        counts = metrics.group_counts(as_logits, torch.ones_like(groups[grouped]), groups[grouped], len(group_names))
+        per_group = metrics.group_accuracy(counts).tolist()
+        out["group_accuracy"] = {name: a for name, a in zip(group_names, per_group) if a == a}
+        out["worst_group_accuracy"] = float(metrics.worst_group_accuracy(counts))
+    else:
+        out["group_accuracy"], out["worst_group_accuracy"] = {}, None
     return out
 
 

@@ -85,7 +85,7 @@ def guided_step(
     images = batch["images"]
     classes = guided_targets(batch, multi_label, generator)
     masks, has_box = guidance_masks(batch, classes, dilation)
-    any_box = bool(has_box.any())  # one host sync per step decides whether to explain at all
+    any_box = lam > 0 and bool(has_box.any())  # one host sync per step decides whether to explain at all
     with torch.autocast(images.device.type, dtype=autocast_dtype or torch.bfloat16,
                         enabled=autocast_dtype is not None):
         if any_box:

@@ -1,0 +1,140 @@
+"""The built-in demo project: the synthetic shortcut data set in the store, with its baseline model.
+
+On a fresh data dir `python app.py` (or `python app.py demo`) generates the data set into
+`<data dir>/demo/`, imports it as project "demo" (labels, groups, imported boxes on ≤10% of the
+training images, ground-truth boxes on val/test) and registers the shipped baseline checkpoint
+`checkpoints/demo-baseline.pt` as the active model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from services.settings import Settings
+from store.boxes import add_box
+from store.db import session_scope
+from store.models import Project
+from store.paths import stored_path
+from store.projects import ImageInput, add_images, create_project, list_classes, list_projects, set_image_labels
+from store.runs import register_checkpoint
+
+log = logging.getLogger(__name__)
+
+DEMO_PROJECT = "demo"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_BASELINE = REPO_ROOT / "checkpoints" / "demo-baseline.pt"
+DEMO_AUTHOR = "demo-import"
+
+
+def demo_dir(settings: Settings) -> Path:
+    """Where the demo images live inside the data dir."""
+    return settings.data_dir / "demo"
+
+
+def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = True) -> bool:
+    """Create the demo project unless it exists (or, with `only_if_empty`, unless any project exists).
+
+    Returns True when it was created now.
+    """
+    with session_scope(engine) as session:
+        names = {p.name for p in list_projects(session)}
+    if DEMO_PROJECT in names or (only_if_empty and names):
+        return False
+    create_demo_project(engine, settings)
+    return True
+
+
+def create_demo_project(engine: Engine, settings: Settings) -> None:
+    """Generate the demo images (seconds) and import them with labels, groups, boxes and the baseline."""
+    from core.data import generate_demo_dataset, load_manifest
+
+    directory = demo_dir(settings)
+    generate_demo_dataset(directory)
+    manifest = load_manifest(directory)
+    with session_scope(engine) as session:
+        project = create_project(session, name=DEMO_PROJECT, task="single_label", image_size=manifest["image_size"],
+                                 classes=manifest["classes"])
+        counts = _import_images(session, settings, project, directory, manifest)
+        if SHIPPED_BASELINE.exists():
+            register_baseline(session, settings, project, SHIPPED_BASELINE)
+        else:
+            log.warning("no shipped baseline at %s: train one with `python app.py demo --train-baseline`",
+                        SHIPPED_BASELINE)
+    log.info("created the demo project: %d images, %d boxes (%d imported on train images)", *counts)
+
+
+def _import_images(session: Session, settings: Settings, project: Project, directory: Path,
+                   manifest: dict[str, Any]) -> tuple[int, int, int]:
+    size = manifest["image_size"]
+    entries = manifest["images"]
+    inputs = [ImageInput(path=stored_path(directory / e["file"], settings.data_dir),
+                         sha256=_sha256(directory / e["file"]), width=size, height=size, split=e["split"],
+                         group=e["group"]) for e in entries]
+    images = [image for image, _ in add_images(session, project_id=project.id, images=inputs)]
+    names = [c.name for c in list_classes(session, project.id)]
+    boxes = imported = 0
+    for entry, image in zip(entries, images):
+        set_image_labels(session, image_id=image.id, class_names=[names[entry["label"]]])
+        if entry["split"] != "train" or entry["imported_box"]:  # user-style boxes on ≤10% of train
+            x0, y0, x1, y1 = (float(v) for v in entry["box"])
+            add_box(session, image_id=image.id, label=names[entry["label"]], x0=x0, y0=y0, x1=x1, y1=y1,
+                    author=DEMO_AUTHOR, source="imported")
+            boxes += 1
+            imported += entry["split"] == "train"
+    return len(images), boxes, imported
+
+
+def register_baseline(session: Session, settings: Settings, project: Project, path: Path) -> int:
+    """Register a baseline checkpoint file for the demo project and make it active; returns its id."""
+    from core.train import file_sha256, read_checkpoint
+
+    arch = read_checkpoint(path)["arch"]
+    checkpoint = register_checkpoint(session, project_id=project.id, path=stored_path(path, settings.data_dir),
+                                     sha256=file_sha256(path), arch=arch, note="demo baseline (uses the shortcut)",
+                                     activate=True)
+    return checkpoint.id
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_baseline(engine: Engine, settings: Settings, *, out: Path, epochs: int, lr: float, seed: int) -> Path:
+    """Train the demo's unguided baseline from scratch (classification loss only) and write it to `out`.
+
+    Reproducible: same seed, same data, same result on the same machine. The last epoch's model
+    is kept (not the Pareto choice): the baseline is meant to show the shortcut it learned.
+    """
+    import shutil
+
+    import torch
+
+    from core.bcos import build_model
+    from core.train import TrainConfig, save_checkpoint
+    from core.train.fine_tune import fine_tune
+    from services.datasets import project_train_data
+    from store.projects import get_project
+
+    ensure_demo(engine, settings, only_if_empty=False)
+    with session_scope(engine) as session:
+        data = project_train_data(session, settings, get_project(session, DEMO_PROJECT))
+    torch.manual_seed(seed)
+    model = build_model("bcos_small", num_classes=len(data.classes))
+    config = TrainConfig(lam=0.0, lr=lr, epochs=epochs, seed=seed, device=settings.device)
+    work = settings.data_dir / "baseline-work"
+    result = fine_tune(model, data, config, out_dir=work)
+    written = save_checkpoint(work, model, classes=list(data.classes), config=config.to_dict(),
+                              metrics={**(result.history[-1] if result.history else {}), "role": "demo baseline"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(written, out)
+    shutil.rmtree(work, ignore_errors=True)
+    with session_scope(engine) as session:
+        register_baseline(session, settings, get_project(session, DEMO_PROJECT), out)
+    log.info("baseline written to %s: %s", out, result.history[-1] if result.history else {})
+    return out
