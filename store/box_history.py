@@ -1,0 +1,133 @@
+"""Box history, undo, and the editor's whole-image save (a diff applied atomically)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.boxes import (
+    BoxDraft,
+    _class_id,
+    _describe_change,
+    add_box,
+    delete_box,
+    get_box,
+    list_boxes,
+    record_event,
+    snapshot,
+    update_box,
+    validate_box,
+)
+from store.errors import ConflictError
+from store.models import Box, BoxEvent, Class
+from store.projects import get_image
+from store.types import utcnow
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What `save_image_boxes` did; `boxes` are the image's live boxes afterwards."""
+
+    created: int
+    updated: int
+    deleted: int
+    boxes: list[Box]
+
+
+def box_history(session: Session, image_id: int) -> list[BoxEvent]:
+    """Every change to the image's boxes, oldest first."""
+    return list(session.scalars(select(BoxEvent).where(BoxEvent.image_id == image_id).order_by(BoxEvent.id)))
+
+
+def undo_last_change(session: Session, image_id: int, author: str) -> BoxEvent | None:
+    """Revert the most recent change on the image not yet undone (by anyone); None if nothing is left.
+
+    The undo is itself recorded (by `author`, with `undo_of_id`), so calling it again walks further back.
+    """
+    undone = select(BoxEvent.undo_of_id).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_not(None))
+    last = session.scalar(
+        select(BoxEvent)
+        .where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None), BoxEvent.id.not_in(undone))
+        .order_by(BoxEvent.id.desc()).limit(1)
+    )
+    if last is None:
+        return None
+    box = get_box(session, last.box_id)
+    klass = session.get_one(Class, (last.before or {}).get("class_id", box.class_id))  # query before edits
+    before = snapshot(box)
+    now = utcnow()
+    if last.action in ("create", "restore"):
+        box.deleted_at, action = now, "delete"
+    elif last.action == "delete":
+        box.deleted_at, action = None, "restore"
+    else:
+        state = last.before or {}
+        box.x0, box.y0, box.x1, box.y1 = state["x0"], state["y0"], state["x1"], state["y1"]
+        box.klass = klass
+        box.attributes = dict(state.get("attributes") or {})
+        action = "update"
+    box.author, box.updated = author, now
+    session.flush()
+    event = record_event(session, box, action, author, before, undo_of_id=last.id)
+    session.flush()
+    return event
+
+
+def _conflicts(session: Session, live: dict[int, Box], expected: Mapping[int, int]) -> list[str]:
+    problems = []
+    for box_id, box in live.items():
+        if box_id not in expected:
+            problems.append(f"box {box_id} was added by {box.author or 'someone'} "
+                            f"at {box.created:%Y-%m-%d %H:%M:%S} UTC")
+        elif box.revision != expected[box_id]:
+            problems.append(f"box {box_id} was {_describe_change(box)}")
+    for box_id in expected:
+        if box_id not in live:
+            gone = session.get(Box, box_id)
+            problems.append(f"box {box_id} was {_describe_change(gone)}" if gone else f"box {box_id} no longer exists")
+    return problems
+
+
+def _is_unchanged(box: Box, draft: BoxDraft) -> bool:
+    same_coords = (box.x0, box.y0, box.x1, box.y1) == (draft.x0, draft.y0, draft.x1, draft.y1)
+    return same_coords and box.klass.name == draft.label and dict(box.attributes or {}) == dict(draft.attributes)
+
+
+def save_image_boxes(session: Session, image_id: int, boxes: Sequence[BoxDraft], expected_revisions: Mapping[int, int],
+                     author: str) -> SaveResult:
+    """The editor's save: make the image's live boxes equal `boxes`, all or nothing.
+
+    `expected_revisions` maps every box id the client loaded to the revision it saw. If any box was
+    added, changed or deleted since then, ConflictError lists them and nothing is written. Drafts
+    with an id update that box (when changed), drafts without one are created, and loaded boxes
+    missing from `boxes` are soft-deleted.
+    """
+    image = get_image(session, image_id)
+    live = {box.id: box for box in list_boxes(session, image_id)}
+    problems = _conflicts(session, live, expected_revisions)
+    if problems:
+        raise ConflictError(f"image {image.path} changed since you loaded it: {'; '.join(problems)}. "
+                            "Reload the image (your unsaved boxes are still in the editor) and save again.")
+    for draft in boxes:  # validate everything before the first write
+        if draft.id is not None and draft.id not in live:
+            raise ValueError(f"box {draft.id} is not a live box of image {image.path}")
+        validate_box(image, draft.x0, draft.y0, draft.x1, draft.y1)
+        _class_id(session, image, draft.label, (draft.x0, draft.y0, draft.x1, draft.y1))
+    kept = {draft.id for draft in boxes if draft.id is not None}
+    created = updated = deleted = 0
+    for box_id in sorted(set(live) - kept):
+        delete_box(session, box_id, live[box_id].revision, author=author)
+        deleted += 1
+    for draft in boxes:
+        if draft.id is None:
+            add_box(session, image_id=image_id, label=draft.label, x0=draft.x0, y0=draft.y0, x1=draft.x1,
+                    y1=draft.y1, author=author, source=draft.source, attributes=draft.attributes)
+            created += 1
+        elif not _is_unchanged(live[draft.id], draft):
+            update_box(session, draft.id, live[draft.id].revision, author=author, label=draft.label, x0=draft.x0,
+                       y0=draft.y0, x1=draft.x1, y1=draft.y1, attributes=draft.attributes)
+            updated += 1
+    return SaveResult(created, updated, deleted, list_boxes(session, image_id))

@@ -1,0 +1,1 @@
+"""Importers (Pascal VOC, COCO, folder-per-class) and exporters (COCO, VOC)."""

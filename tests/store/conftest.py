@@ -1,0 +1,75 @@
+"""Store fixtures: a fresh, migrated database per test on SQLite, and on PostgreSQL when
+`TEST_DATABASE_URL` is set (each test gets its own schema, dropped afterwards)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+import store
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def _postgres_engine() -> Iterator[Engine]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = store.open_database(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = store.open_database(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database."""
+    if request.param == "sqlite":
+        engine = store.open_database(f"sqlite:///{tmp_path / 'db' / 'studio.db'}")
+        store.upgrade(engine)
+        yield engine
+        engine.dispose()
+        return
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL not set (PostgreSQL store tests)")
+    for engine in _postgres_engine():
+        store.upgrade(engine)
+        yield engine
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on the fresh database (tests commit when they need to)."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def write_image(path: Path, size: tuple[int, int] = (40, 30), color: tuple[int, int, int] = (200, 10, 10)) -> Path:
+    """A small solid image; different colours give different sha256s."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.new("RGB", size, color).save(path)
+    return path
+
+
+@pytest.fixture
+def project_with_image(session: Session) -> tuple[store.Project, store.Image]:
+    """A project with classes cat/dog and one 100x80 image."""
+    project = store.create_project(session, name="pets", classes=["cat", "dog"])
+    [(image, _)] = store.add_images(session, project_id=project.id,
+                                    images=[store.ImageInput("a.jpg", "0" * 64, 100, 80)])
+    session.commit()
+    return project, image

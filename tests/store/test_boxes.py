@@ -1,0 +1,109 @@
+"""Box writes: validation, optimistic concurrency, soft delete, history, undo, the editor's save."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+import store
+
+Fixture = tuple[store.Project, store.Image]
+
+
+def _box(session: Session, image: store.Image, label: str = "cat", author: str = "alice") -> store.Box:
+    return store.add_box(session, image_id=image.id, label=label, x0=10, y0=10, x1=50, y1=40, author=author)
+
+
+def test_validation_names_image_and_box(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    store.add_box(session, image_id=image.id, label="cat", x0=0, y0=0, x1=100, y1=80, author="a")  # touches border
+    with pytest.raises(ValueError, match=r"box \(90, 10, 101, 20\) on image a.jpg .* outside the 100x80 image"):
+        store.add_box(session, image_id=image.id, label="cat", x0=90, y0=10, x1=101, y1=20, author="a")
+    with pytest.raises(ValueError, match="empty or inverted"):
+        store.add_box(session, image_id=image.id, label="cat", x0=30, y0=10, x1=20, y1=20, author="a")
+    with pytest.raises(ValueError, match=r'label "Cat" is not a class of project pets \(did you mean "cat"\?\)'):
+        store.add_box(session, image_id=image.id, label="Cat", x0=1, y0=1, x1=2, y1=2, author="a")
+
+
+def test_conflict_on_stale_revision_changes_nothing(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    box = _box(session, image)
+    session.commit()
+    store.update_box(session, box.id, 1, author="bob", x1=60)  # tab 1 saves
+    session.commit()
+    stale = r"box \d+ on image \d+ was changed by bob at .* you loaded revision 1"
+    with pytest.raises(store.ConflictError, match=stale):
+        store.update_box(session, box.id, 1, author="alice", label="dog")  # tab 2 is stale
+    session.rollback()
+    [stored] = store.list_boxes(session, image.id)
+    assert (stored.revision, stored.x1, stored.label, stored.author) == (2, 60, "cat", "bob")
+    assert [e.action for e in store.box_history(session, image.id)] == ["create", "update"]
+
+
+def test_soft_delete_keeps_box_and_history(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    box = _box(session, image)
+    store.delete_box(session, box.id, 1, author="bob")
+    session.commit()
+    assert store.list_boxes(session, image.id) == []
+    [kept] = store.list_boxes(session, image.id, include_deleted=True)
+    assert kept.deleted_at is not None and kept.revision == 2
+    create, delete = store.box_history(session, image.id)
+    assert (create.action, create.author, create.before, create.after["x1"]) == ("create", "alice", None, 50)
+    assert (delete.action, delete.author) == ("delete", "bob")
+    assert (delete.before["deleted"], delete.after["deleted"]) == (False, True)
+    with pytest.raises(store.ConflictError, match="deleted by bob"):
+        store.delete_box(session, box.id, 1, author="alice")
+
+
+def test_undo_walks_back_through_changes(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    box = _box(session, image)
+    store.update_box(session, box.id, 1, author="alice", label="dog", x0=20)
+    store.delete_box(session, box.id, 2, author="alice")
+    session.commit()
+    assert store.undo_last_change(session, image.id, "alice").action == "restore"
+    [restored] = store.list_boxes(session, image.id)
+    assert (restored.label, restored.x0) == ("dog", 20)
+    assert store.undo_last_change(session, image.id, "alice").action == "update"
+    [reverted] = store.list_boxes(session, image.id)
+    assert (reverted.label, reverted.x0, reverted.revision) == ("cat", 10, 5)
+    assert store.undo_last_change(session, image.id, "alice").action == "delete"
+    assert store.list_boxes(session, image.id) == []
+    assert store.undo_last_change(session, image.id, "alice") is None
+    session.commit()
+    history = store.box_history(session, image.id)
+    assert [e.action for e in history] == ["create", "update", "delete", "restore", "update", "delete"]
+    assert [e.undo_of_id for e in history[3:]] == [history[2].id, history[1].id, history[0].id]
+
+
+def test_save_image_boxes_applies_a_diff(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    keep, change, drop = (_box(session, image) for _ in range(3))
+    session.commit()
+    loaded = {b.id: b.revision for b in store.list_boxes(session, image.id)}
+    drafts = [store.BoxDraft("cat", 10, 10, 50, 40, id=keep.id), store.BoxDraft("dog", 1, 2, 3, 4, id=change.id),
+              store.BoxDraft("dog", 5, 5, 25, 25)]
+    result = store.save_image_boxes(session, image.id, drafts, loaded, "carol")
+    session.commit()
+    assert (result.created, result.updated, result.deleted) == (1, 1, 1)
+    assert [(b.label, b.x0) for b in result.boxes] == [("cat", 10), ("dog", 1), ("dog", 5)]
+    assert store.get_box(session, drop.id).deleted_at is not None
+
+
+def test_save_image_boxes_conflict_writes_nothing(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    box = _box(session, image)
+    session.commit()
+    loaded = {box.id: 1}
+    _box(session, image, author="bob")  # another tab adds a box after we loaded
+    session.commit()
+    with pytest.raises(store.ConflictError, match=r"changed since you loaded it: box \d+ was added by bob"):
+        store.save_image_boxes(session, image.id, [], loaded, "alice")
+    session.rollback()
+    assert len(store.list_boxes(session, image.id)) == 2
+    with pytest.raises(ValueError, match="outside"):
+        store.save_image_boxes(session, image.id, [store.BoxDraft("cat", 0, 0, 500, 5)],
+                               {b.id: b.revision for b in store.list_boxes(session, image.id)}, "alice")
+    session.rollback()
+    assert len(store.box_history(session, image.id)) == 2
