@@ -1,0 +1,40 @@
+"""Batched explainers, layer capture and visualisation of attribution maps (SCIENCE.md §3).
+
+Usage::
+
+    with EXPLAINERS["bcos"](model, layer="mid2") as explainer:
+        out = explainer.attribute(images, targets, create_graph=True)  # logits (B, C), maps (B, h, w)
+        maps = explainer(images, targets)                                # (B, H, W), no graph
+"""
+
+from __future__ import annotations
+
+from core.explain.base import Attribution, Explainer, target_scores, upsample
+from core.explain.bcos_explainer import BcosExplainer
+from core.explain.gradcam import GradCAM
+from core.explain.intgrad import IntegratedGradients
+from core.explain.ixg import InputXGradient
+from core.explain.layers import LAYER_NAMES, resolve_layer
+from core.explain.visualise import bcos_colour, colourise, overlay_heatmap
+
+__all__ = [
+    "EXPLAINERS",
+    "LAYER_NAMES",
+    "Attribution",
+    "BcosExplainer",
+    "Explainer",
+    "GradCAM",
+    "InputXGradient",
+    "IntegratedGradients",
+    "bcos_colour",
+    "colourise",
+    "overlay_heatmap",
+    "resolve_layer",
+    "target_scores",
+    "upsample",
+]
+
+# name -> explainer class; build with ``EXPLAINERS[name](model, layer=..., **options)``.
+EXPLAINERS: dict[str, type[Explainer]] = {
+    cls.name: cls for cls in (BcosExplainer, InputXGradient, GradCAM, IntegratedGradients)
+}

@@ -1,0 +1,190 @@
+"""Benchmark: batched localisation evaluation (EPG + IoU) vs the reference procedure, one run, JSON out.
+
+Rao et al., ICCV 2023 evaluate EPG and IoU over every (image, ground-truth class) pair. Their code
+runs a forward pass on an evaluation batch of 4 and then, per pair, one ``autograd.grad`` with
+``create_graph=True`` over that whole batch. Ours explains a chunk of pairs at once: images repeated
+per class, one forward and one batched gradient per chunk, no graph kept, metrics on the device.
+
+Run from the repository root: ``python bench/evaluate.py [--quick]`` (prints one JSON object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.bcos import explanation_mode, resnet18
+from core.explain import EXPLAINERS
+from core.guidance import boxes_to_masks
+from core.metrics import LocalisationMeter, box_iou, energy_pointing_game
+
+log = logging.getLogger("bench.evaluate")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Synthetic multi-label detection data: ``images (N, 3, H, W)``, ``labels (N, C)`` bool,
+    ``boxes (N, C, K, 4)`` and ``valid (N, C, K)`` (each present class has 1..K boxes)."""
+
+    images: Tensor
+    labels: Tensor
+    boxes: Tensor
+    valid: Tensor
+
+    def pairs(self) -> Tensor:
+        """``(P, 2)`` (image, class) index pairs for every ground-truth class."""
+        return self.labels.nonzero()
+
+    def masks(self, pairs: Tensor) -> Tensor:
+        """``(P, H, W)`` union masks of each pair's boxes."""
+        img, cls = pairs.unbind(1)
+        return boxes_to_masks(self.boxes[img, cls], self.valid[img, cls], *self.images.shape[-2:])
+
+
+def build_data(num_images: int, num_classes: int, size: int, max_classes: int, seed: int) -> EvalData:
+    """Random images with 1..``max_classes`` classes each (VOC averages ≈ 1.5), 1–2 boxes per class."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(num_images, 3, size, size, generator=gen)
+    scores = torch.rand(num_images, num_classes, generator=gen)
+    count = torch.randint(1, max_classes + 1, (num_images, 1), generator=gen)
+    labels = scores.argsort(1, descending=True).argsort(1) < count  # top-`count` random classes
+    corners = torch.rand(num_images, num_classes, 2, 4, generator=gen) * size
+    boxes = torch.cat((corners[..., :2].minimum(corners[..., 2:]), corners[..., :2].maximum(corners[..., 2:])), -1)
+    valid = torch.stack((torch.ones_like(labels), torch.rand(num_images, num_classes, generator=gen) < 0.5), -1)
+    return EvalData(images, labels, boxes, valid & labels[..., None])
+
+
+def evaluate_batched(model: nn.Module, data: EvalData, layer: str, chunk: int) -> tuple[dict, Tensor, Tensor]:
+    """Our procedure: ``chunk`` pairs per forward + one batched gradient; returns summary and per-pair values."""
+    pairs = data.pairs()
+    meter, epgs, ious = LocalisationMeter(), [], []
+    with EXPLAINERS["bcos"](model, layer=layer) as explainer:
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            maps = explainer(data.images[part[:, 0]], part[:, 1])  # (P, H, W), no graph
+            masks = data.masks(part)
+            meter.update(maps, masks)
+            epgs.append(energy_pointing_game(maps, masks))
+            ious.append(box_iou(maps, masks))
+    return meter.compute(), torch.cat(epgs), torch.cat(ious)
+
+
+def evaluate_reference(model: nn.Module, data: EvalData, layer: str, batch: int = 4) -> tuple[Tensor, Tensor]:
+    """The reference's procedure: batch of 4, per pair one ``autograd.grad(create_graph=True)``, per-pair syncs."""
+    module = model.get_submodule(model.explain_layers[layer])
+    captured: list[Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    epgs, ious = [], []
+    try:
+        for start in range(0, len(data.images), batch):
+            captured.clear()
+            images = data.images[start : start + batch].clone().requires_grad_()
+            logits = model(images)
+            for img, cls in data.labels[start : start + batch].nonzero().tolist():
+                with explanation_mode(model):
+                    (grad,) = torch.autograd.grad(logits[img, cls], captured[0], create_graph=True, retain_graph=True)
+                attribution = (grad[img] * captured[0][img]).sum(0)[None]  # (1, h, w)
+                mask = data.masks(torch.tensor([[start + img, cls]]))
+                epgs.append(energy_pointing_game(attribution, mask).item())
+                ious.append(box_iou(attribution, mask).item())
+    finally:
+        handle.remove()
+    return torch.tensor(epgs), torch.tensor(ious)
+
+
+def timed(fn: Callable[..., T], *args: object) -> tuple[T, float]:
+    """``(fn(*args), seconds)``."""
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` shrinks everything for a smoke run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=256, help="images evaluated by our batched procedure")
+    parser.add_argument("--reference-images", type=int, default=8, help="images timed with the reference procedure")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--classes", type=int, default=20)
+    parser.add_argument("--max-classes", type=int, default=2, help="ground-truth classes per image: 1..this")
+    parser.add_argument("--chunk", type=int, default=32, help="(image, class) pairs per batched explanation")
+    parser.add_argument("--layer", default="input")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="64², 64 images, 16 for the reference")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.images, args.reference_images = 64, 64, 16
+    return args
+
+
+def machine(device: torch.device, threads: int) -> dict:
+    """What the numbers were measured on."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        cpuinfo = Path("/proc/cpuinfo")
+        lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+        name = f"{name or platform.machine()}, {os.cpu_count()} logical CPUs"
+    return {"device": str(device), "name": name, "threads": threads, "torch": torch.__version__}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Time both procedures in one run and print one JSON object."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    model = resnet18(num_classes=args.classes).to(device).eval()
+    data = build_data(args.images, args.classes, args.size, args.max_classes, args.seed)
+    data = EvalData(*(t.to(device) for t in (data.images, data.labels, data.boxes, data.valid)))
+    subset = EvalData(*(t[: args.reference_images] for t in (data.images, data.labels, data.boxes, data.valid)))
+    log.info("warm-up")
+    evaluate_batched(model, subset, args.layer, args.chunk)
+    (summary, epg, iou), ours_s = timed(evaluate_batched, model, data, args.layer, args.chunk)
+    log.info("ours: %d pairs in %.1f s", summary["pairs"], ours_s)
+    (ref_epg, ref_iou), ref_s = timed(evaluate_reference, model, subset, args.layer)
+    log.info("reference: %d pairs in %.1f s", len(ref_epg), ref_s)
+    ours_rate, ref_rate = summary["pairs"] / ours_s, len(ref_epg) / ref_s
+    shared = len(ref_epg)
+    result = {
+        "bench": "evaluate",
+        "machine": machine(device, args.threads),
+        "model": "bcos_resnet18 (random weights, eval mode)",
+        "size": args.size,
+        "layer": args.layer,
+        "images": args.images,
+        "pairs": summary["pairs"],
+        "chunk": args.chunk,
+        "ours": {"seconds": ours_s, "pairs_per_s": ours_rate, "epg": summary["epg"], "iou": summary["iou"]},
+        "reference": {"images": args.reference_images, "pairs": shared, "seconds": ref_s, "pairs_per_s": ref_rate},
+        "speedup": ours_rate / ref_rate,
+        "goal_speedup": 5.0,
+        "max_abs_diff_vs_reference": {
+            "epg": float((epg[:shared].cpu().double() - ref_epg.double()).abs().max()),
+            "iou": float((iou[:shared].cpu().double() - ref_iou.double()).abs().max()),
+        },
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
