@@ -50,20 +50,25 @@ def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = Tru
     return True
 
 
-def create_demo_project(engine: Engine, settings: Settings) -> None:
-    """Generate the demo images (seconds) and import them with labels, groups, boxes and the baseline."""
+def create_demo_project(engine: Engine, settings: Settings, *, config: Any = None,
+                        baseline: Path | None = SHIPPED_BASELINE) -> None:
+    """Generate the demo images (seconds) and import them with labels, groups, boxes and the baseline.
+
+    `config` is a `core.data.SyntheticConfig` (default: the shipped demo's); `baseline` the
+    checkpoint registered as active (None: none).
+    """
     from core.data import generate_demo_dataset, load_manifest
 
     directory = demo_dir(settings)
-    generate_demo_dataset(directory)
+    generate_demo_dataset(directory, config)
     manifest = load_manifest(directory)
     with session_scope(engine) as session:
         project = create_project(session, name=DEMO_PROJECT, task="single_label", image_size=manifest["image_size"],
                                  classes=manifest["classes"])
         counts = _import_images(session, settings, project, directory, manifest)
-        if SHIPPED_BASELINE.exists():
-            register_baseline(session, settings, project, SHIPPED_BASELINE)
-        else:
+        if baseline is not None and baseline.exists():
+            register_baseline(session, settings, project, baseline)
+        elif baseline is not None:
             log.warning("no shipped baseline at %s: train one with `python app.py demo --train-baseline`",
                         SHIPPED_BASELINE)
     log.info("created the demo project: %d images, %d boxes (%d imported on train images)", *counts)

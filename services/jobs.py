@@ -71,14 +71,47 @@ def resolve_checkpoint(session: Session, settings: Settings, project: Project, r
 def train_project(settings: Settings, request: TrainRequest, *, cancel: threading.Event) -> dict[str, Any]:
     """Run one guided fine-tune of a project; returns the `train --json` object (status and all)."""
     from core.train import CheckpointError
+    from core.train import distributed as dist_utils
 
-    engine = open_store(settings)
+    dist_utils.init_from_env(model_device(settings))
     try:
-        job = _prepare(engine, settings, request)
-    except (ValueError, ConflictError, CheckpointError) as exc:
-        log.error("%s", exc)
-        return {"run_id": None, "status": "failed", "error": str(exc), "checkpoints": [], "best_checkpoint": None}
-    return _execute(engine, settings, job, request, cancel)
+        if not dist_utils.is_rank0():  # other ranks train alongside; rank 0 owns the run row and files
+            return _train_worker(settings, request, cancel)
+        engine = open_store(settings)
+        try:
+            job = _prepare(engine, settings, request)
+        except (ValueError, ConflictError, CheckpointError) as exc:
+            log.error("%s", exc)
+            return {"run_id": None, "status": "failed", "error": str(exc), "checkpoints": [], "best_checkpoint": None}
+        return _execute(engine, settings, job, request, cancel)
+    finally:
+        dist_utils.shutdown()
+
+
+def _train_worker(settings: Settings, request: TrainRequest, cancel: threading.Event) -> dict[str, Any]:
+    """A non-zero rank under torchrun: same data and config, no database writes, no files."""
+    from core.train import TrainConfig, load_checkpoint
+    from core.train.fine_tune import fine_tune
+    from services.datasets import project_train_data
+    from store.projects import get_project
+
+    engine = open_database(settings.database_url)
+    with session_scope(engine) as session:
+        project = get_project(session, request.project)
+        base = resolve_checkpoint(session, settings, project, request.base)
+        data = project_train_data(session, settings, project)
+        base_path = checkpoint_file(settings, base.path)
+    loaded = load_checkpoint(base_path, map_location=model_device(settings), expected_classes=list(data.classes))
+    config = TrainConfig(device=settings.device).with_overrides(**_attribution_default(request.overrides, loaded.arch))
+    fine_tune(loaded.model, data, config, out_dir=settings.checkpoint_dir / "unused", should_stop=cancel.is_set)
+    return {"status": "succeeded"}
+
+
+def _attribution_default(overrides: dict[str, Any], arch: str) -> dict[str, Any]:
+    out = dict(overrides)
+    if out.get("attribution") is None and not _is_bcos_arch(arch):
+        out["attribution"] = "ixg"  # B-cos contributions need a B-cos network
+    return out
 
 
 @dataclass
@@ -106,9 +139,7 @@ def _prepare(engine: Engine, settings: Settings, request: TrainRequest) -> _Job:
         project = get_project(session, request.project)
         base = resolve_checkpoint(session, settings, project, request.base)
         base_path = checkpoint_file(settings, base.path)
-        overrides = dict(request.overrides)
-        if overrides.get("attribution") is None and not _is_bcos_arch(read_checkpoint(base_path)["arch"]):
-            overrides["attribution"] = "ixg"  # B-cos contributions need a B-cos network
+        overrides = _attribution_default(request.overrides, read_checkpoint(base_path)["arch"])
         config = TrainConfig(device=settings.device).with_overrides(**overrides)
         data = project_train_data(session, settings, project)
         run = create_training_run(session, project_id=project.id, config=config.to_dict(), base_checkpoint_id=base.id)

@@ -1,0 +1,58 @@
+"""The named endpoints through gradio_client against the app launched in-process."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client
+from sqlalchemy import select
+
+from store.db import session_scope
+from store.models import Box
+from tests.ui.conftest import TinyProject
+
+
+@pytest.fixture(scope="module")
+def client(served: tuple[str, TinyProject]) -> Client:
+    return Client(served[0], verbose=False, download_files=False)
+
+
+def test_gallery_and_explain_endpoints(client: Client, served: tuple[str, TinyProject]) -> None:
+    _, tiny = served
+    items, summary, page = client.predict("tiny", "val", "(any)", "(any)", "any", False, "Name", 0,
+                                                api_name="/gallery")
+    assert len(items) == 2 and "of **2**" in summary and page == 0
+    overlay, colour, scores, _info = client.predict("tiny", tiny.image_ids[0], "B-cos", "Input",
+                                                   "(predicted class)", api_name="/explain")
+    assert overlay and colour and {c["label"] for c in scores["confidences"]} == {"warm", "cool"}
+
+
+def test_user_errors_arrive_as_app_errors(client: Client) -> None:
+    with pytest.raises(Exception, match="no project"):
+        client.predict("nope", "(any)", "(any)", "(any)", "any", False, "Name", 0, api_name="/gallery")
+
+
+def test_load_save_and_conflict_through_the_api(served: tuple[str, TinyProject]) -> None:
+    url, tiny = served
+    image = tiny.image_ids[4]
+    first, second = (Client(url, verbose=False, download_files=False) for _ in range(2))
+    loaded, *_ = first.predict("tiny", image, api_name="/load_boxes")
+    value = loaded.get("value", loaded)  # an update carrying the editor value and its labels
+    second.predict("tiny", image, api_name="/load_boxes")
+    box = {"xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9, "label": "cool", "color": "rgb(0, 0, 255)"}
+    edited = {"image": value["image"], "boxes": [box], "orientation": 0}
+    *_, status = first.predict("tiny", edited, api_name="/save_boxes")
+    assert status.startswith("Saved 1")
+    *_, status = second.predict("tiny", {**edited, "boxes": [{**box, "label": "warm"}]}, api_name="/save_boxes")
+    assert status.startswith("Conflict")
+    with session_scope(tiny.deps.engine) as session:
+        rows = session.scalars(select(Box).where(Box.image_id == image)).all()
+        assert [(b.klass.name, b.author) for b in rows] == [("cool", "local")]
+
+
+def test_models_and_compare_endpoints(client: Client, served: tuple[str, TinyProject]) -> None:
+    _, tiny = served
+    table = client.predict("tiny", api_name="/models")
+    assert table["data"][0][0] == tiny.checkpoint_id
+    _metrics, images, pairs, _note = client.predict("tiny", tiny.checkpoint_id, tiny.checkpoint_id,
+                                                  "Largest EPG gain", api_name="/compare")
+    assert len(images["data"]) == 8 and pairs

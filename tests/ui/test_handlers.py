@@ -1,0 +1,176 @@
+"""Handlers as plain functions on a temp data dir + SQLite (no server, no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from store.db import session_scope
+from store.models import Box, BoxEvent
+from tests.ui.conftest import TinyProject
+from ui.handlers import annotate, compare, explain, explore, finetune, models
+
+ANY = explore.ANY
+
+
+def _page(tiny: TinyProject, sort: str = "Name", **kw: object) -> tuple:
+    args = {"split": ANY, "class_name": ANY, "group": ANY, "annotated": "any", "wrong_only": False, "page": 0, **kw}
+    return explore.gallery_page(tiny.deps, tiny.name, args["split"], args["class_name"], args["group"],
+                                args["annotated"], args["wrong_only"], sort, args["page"])
+
+
+def test_gallery_counts_filters_and_sorts_by_epg(tiny: TinyProject) -> None:
+    items, summary, page, ids = _page(tiny, "EPG of the active model (worst first)")
+    assert len(items) == 8 and page == 0 and "of **8**" in summary
+    assert ids == list(reversed(tiny.image_ids))  # fixture EPG falls with the image index: worst first
+    _, summary, _, ids = _page(tiny, split="val")
+    assert len(ids) == 2 and "of **2**" in summary
+    _, _, _, ids = _page(tiny, class_name="cool")
+    assert ids == tiny.image_ids[1::2]
+    _, _, _, wrong = _page(tiny, wrong_only=True)
+    assert sorted(wrong) == [tiny.image_ids[i] for i in (0, 3, 6)]
+
+
+def test_gallery_page_past_the_end_shows_the_last_page(tiny: TinyProject) -> None:
+    _, _, page, ids = _page(tiny, page=99)
+    assert page == 0 and len(ids) == 8
+
+
+def test_unknown_project_is_a_user_error(tiny: TinyProject) -> None:
+    with pytest.raises(gr.Error, match="no project"):
+        _page(tiny.__class__(tiny.deps, "nope", [], 0))
+
+
+def test_explanation_is_cached_and_scores_sum_to_one(tiny: TinyProject) -> None:
+    first = explain.explain_image(tiny.deps, tiny.name, tiny.image_ids[0], "B-cos", "Input", "cool")
+    overlay, colour, scores, info = first
+    assert Path(overlay).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and colour is not None
+    assert set(scores) == {"warm", "cool"} and abs(sum(scores.values()) - 1) < 1e-3
+    assert "cool" in info
+    assert explain.explain_image(tiny.deps, tiny.name, tiny.image_ids[0], "B-cos", "Input", "cool") == first
+    gradcam = explain.explain_image(tiny.deps, tiny.name, tiny.image_ids[0], "GradCAM", "Final", "cool")
+    assert gradcam[0] != overlay and gradcam[1] is None
+
+
+def test_explain_without_image_says_what_to_do(tiny: TinyProject) -> None:
+    with pytest.raises(gr.Error, match="Select an image"):
+        explain.explain_image(tiny.deps, tiny.name, None, "B-cos", "Input", "cool")
+
+
+def _boxes(tiny: TinyProject, image_id: int) -> list[tuple]:
+    with session_scope(tiny.deps.engine) as session:
+        rows = session.scalars(select(Box).where(Box.image_id == image_id, Box.deleted_at.is_(None))).all()
+        return [(b.klass.name, b.x0, b.y0, b.x1, b.y1, b.author) for b in rows]
+
+
+def _with_box(value: dict, label: str = "warm", coords: tuple = (2, 3, 12, 14)) -> dict:
+    box = dict(zip(("xmin", "ymin", "xmax", "ymax"), coords), label=label, color="rgb(1, 2, 3)")
+    return {**value, "boxes": [box, *value["boxes"]]}
+
+
+def test_save_writes_boxes_with_author_and_history(tiny: TinyProject) -> None:
+    image = tiny.image_ids[0]
+    value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, image)
+    value2, snap2, history, _, status = annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value), "alice")
+    assert status.startswith("Saved 1") and _boxes(tiny, image) == [("warm", 2, 3, 12, 14, "alice")]
+    assert history.iloc[0]["who"] == "alice" and history.iloc[0]["what"] == "create"
+    moved = {**value2, "boxes": [{**value2["boxes"][0], "xmax": 20}]}
+    annotate.save_annotation(tiny.deps, tiny.name, snap2, moved, "bob")
+    assert _boxes(tiny, image) == [("warm", 2, 3, 20, 14, "bob")]  # an update of the same box, not a new one
+
+
+def test_second_save_from_a_stale_view_conflicts_and_changes_nothing(tiny: TinyProject) -> None:
+    image = tiny.image_ids[1]
+    value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, image)
+    annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value), "alice")
+    reloaded, _, _, _, status = annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value, "cool"), "bob")
+    assert status.startswith("Conflict")
+    assert _boxes(tiny, image) == [("warm", 2, 3, 12, 14, "alice")]
+    assert [b["label"] for b in reloaded["boxes"]] == ["warm"]  # the editor shows the stored version
+
+
+@pytest.mark.parametrize(("label", "coords", "message"), [
+    ("dog", (2, 3, 12, 14), "dog"), ("warm", (2, 3, 40, 14), "outside"), ("warm", (12, 3, 2, 14), "inverted"),
+])
+def test_bad_boxes_are_rejected_and_nothing_is_written(tiny: TinyProject, label: str, coords: tuple,
+                                                       message: str) -> None:
+    value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, tiny.image_ids[2])
+    with pytest.raises(gr.Error, match=message):
+        annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value, label, coords), "alice")
+    assert _boxes(tiny, tiny.image_ids[2]) == []
+
+
+def test_undo_reverts_the_last_change(tiny: TinyProject) -> None:
+    image = tiny.image_ids[3]
+    value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, image)
+    _, snap2, _, _, _ = annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value), "alice")
+    value3, _, _history, _, message = annotate.undo_annotation(tiny.deps, tiny.name, snap2, "alice")
+    assert value3["boxes"] == [] and _boxes(tiny, image) == [] and "undone" in message
+    with session_scope(tiny.deps.engine) as session:
+        assert session.scalar(select(BoxEvent.undo_of_id).order_by(BoxEvent.id.desc()).limit(1)) is not None
+
+
+def test_next_and_previous_image(tiny: TinyProject) -> None:
+    first, second = tiny.image_ids[0], tiny.image_ids[1]
+    assert annotate.step_image(tiny.deps, tiny.name, first, 1) == second
+    assert annotate.step_image(tiny.deps, tiny.name, second, -1) == first
+    assert annotate.step_image(tiny.deps, tiny.name, first, -1) == first  # stays at the start
+
+
+def test_propose_adds_an_unsaved_box_inside_the_image(tiny: TinyProject) -> None:
+    value, _, _, _ = annotate.load_annotation(tiny.deps, tiny.name, tiny.image_ids[0])
+    proposed, status = annotate.propose_from_explanation(tiny.deps, tiny.name, tiny.image_ids[0], value,
+                                                         "B-cos", "Input")
+    box = proposed["boxes"][0]
+    assert 0 <= box["xmin"] < box["xmax"] <= 32 and 0 <= box["ymin"] < box["ymax"] <= 32
+    assert set(box) == {"xmin", "ymin", "xmax", "ymax", "label", "color"} and "Proposed" in status
+    assert _boxes(tiny, tiny.image_ids[0]) == []
+
+
+def test_models_list_register_rejects_wrong_classes(tiny: TinyProject, tmp_path: Path) -> None:
+    from core.bcos import build_model
+    from core.train import save_checkpoint
+
+    table = models.list_models(tiny.deps, tiny.name)
+    assert table["id"].tolist() == [tiny.checkpoint_id] and table["active"].tolist() == ["●"]
+    wrong = save_checkpoint(tmp_path, build_model("bcos_small", 3), classes=["a", "b", "c"])
+    with pytest.raises(gr.Error, match="3 classes"):
+        models.register_file(tiny.deps, tiny.name, str(wrong), "")
+    not_a_model = tmp_path / "x.pt"
+    PILImage.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "x.png")
+    not_a_model.write_bytes((tmp_path / "x.png").read_bytes())
+    with pytest.raises(gr.Error, match="Not registered"):
+        models.register_file(tiny.deps, tiny.name, str(not_a_model), "")
+    good = save_checkpoint(tmp_path, build_model("bcos_small", 2), classes=["warm", "cool"])
+    table, message = models.register_file(tiny.deps, tiny.name, str(good), "from a test")
+    assert len(table) == 2 and "Registered" in message
+
+
+def test_compare_same_checkpoint_and_export_report(tiny: TinyProject) -> None:
+    metrics, images, pairs, _note = compare.compare_checkpoints(tiny.deps, tiny.name, tiny.checkpoint_id,
+                                                               tiny.checkpoint_id, "Largest EPG gain")
+    assert len(images) == 8 and (images["epg_gain"] == 0).all()
+    assert len(pairs) == 2 * compare.PAIRS_SHOWN
+    assert metrics.set_index("metric").loc["accuracy", "before"] == 0.5
+    report = Path(compare.export_report(tiny.deps, tiny.name, tiny.checkpoint_id, tiny.checkpoint_id,
+                                        "Largest EPG gain"))
+    text = report.read_text()
+    assert text.startswith("<!doctype html>") and "data:image/png;base64," in text and "src=\"http" not in text
+
+
+def test_activate_and_training_guards(tiny: TinyProject) -> None:
+    assert "active model" in compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
+    with pytest.raises(gr.Error, match="No fine-tune"):
+        finetune.cancel_training(tiny.deps, tiny.name, None)
+    bar, _losses, _metrics, runs = finetune.poll_training(tiny.deps, tiny.name)
+    assert "no run yet" in bar and runs.empty
+
+
+def test_train_argv_passes_only_changed_settings(tiny: TinyProject) -> None:
+    argv = finetune.train_argv(tiny.deps, tiny.name, finetune.TrainOptions(loss="energy", epochs=1, lam=0.5))
+    assert argv[argv.index("train"):] == ["train", "--project", "tiny", "--json", "--lam", "0.5", "--epochs", "1"]

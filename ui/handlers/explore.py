@@ -1,0 +1,80 @@
+"""Explore: the project list, filter choices and one gallery page at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from store.models import Project
+from store.paths import resolve_image_path
+from ui.data.images import GalleryFilter, GalleryPage, filter_choices, page_images
+from ui.deps import AppDeps
+from ui.handlers.common import require_project, transaction
+
+PAGE_SIZE = 48
+SORT_LABELS = {
+    "EPG of the active model (worst first)": "epg",
+    "Confidence (lowest first)": "confidence_low",
+    "Confidence (highest first)": "confidence_high",
+    "Name": "name",
+}
+ANY = "(any)"
+
+
+def project_names(deps: AppDeps) -> list[str]:
+    """Names of every project, alphabetically."""
+    with transaction(deps) as session:
+        return list(session.scalars(select(Project.name).order_by(Project.name)).all())
+
+
+def project_filters(deps: AppDeps, project: str) -> dict[str, list[str]]:
+    """Dropdown values for a project: split, class and group, each starting with "(any)"."""
+    with transaction(deps) as session:
+        choices = filter_choices(session, require_project(session, project).id)
+    return {key: [ANY, *values] for key, values in choices.items()}
+
+
+def _caption(row: Any) -> str:
+    parts = [f"#{row.image_id} {row.split}"]
+    if row.epg is not None:
+        parts.append(f"EPG {row.epg:.2f}")
+    if row.score is not None:
+        parts.append(f"conf {row.score:.2f}")
+    if row.correct is False:
+        parts.append("✗ wrong")
+    if row.box_count:
+        parts.append(f"□{row.box_count}")
+    return " · ".join(parts)
+
+
+def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group: str, annotated: str,
+                 wrong_only: bool, sort: str, page: int) -> tuple[list[tuple[str, str]], str, int, list[int]]:
+    """One page of the gallery.
+
+    Returns `(items, summary, page, image_ids)`: `(file path, caption)` tiles, a markdown line with
+    the counts, the (clamped, 0-based) page shown and the image id of each tile.
+    """
+    flt = GalleryFilter(
+        split="" if split in (ANY, None) else split,
+        class_name="" if class_name in (ANY, None) else class_name,
+        group="" if group in (ANY, None) else group,
+        annotated=annotated or "any",
+        wrong_only=bool(wrong_only),
+        sort=SORT_LABELS.get(sort, sort or "name"),
+    )
+    with transaction(deps) as session:
+        result = page_images(session, require_project(session, project).id, flt, int(page or 0), PAGE_SIZE)
+    items = [(str(resolve_image_path(r.path, deps.data_dir)), _caption(r)) for r in result.rows]
+    return items, summary(result), result.page, [r.image_id for r in result.rows]
+
+
+def summary(result: GalleryPage) -> str:
+    """"Images 49–96 of 2,000 · page 2/42" plus any notes (e.g. no evaluation to sort by)."""
+    if result.total == 0:
+        text = "**No images match these filters.** Clear a filter to see more."
+    else:
+        first = result.page * result.page_size + 1
+        last = first + len(result.rows) - 1
+        text = f"Images **{first:,}–{last:,}** of **{result.total:,}** · page {result.page + 1}/{result.pages}"
+    return "  \n".join([text, *(f"_{note}_" for note in result.notes)])

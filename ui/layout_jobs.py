@@ -1,0 +1,126 @@
+"""Layout of the Fine-tune, Compare and Models tabs: widgets and wiring only (see `ui.handlers`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from core.train.config import ATTRIBUTION_NAMES, LAYER_NAMES, LOSS_NAMES, TARGET_NAMES
+from ui.deps import AppDeps
+from ui.handlers import compare, finetune, models
+from ui.handlers.finetune import DEFAULTS, TrainOptions
+
+POLL_SECONDS = 1.5
+
+
+def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> None:
+    """One button with the defaults, advanced settings folded away, progress, curves, cancel, history."""
+    gr.Markdown("Fine-tune the active model with the boxes of this project. The job runs in its own process; "
+                "you can keep working while it runs.")
+    with gr.Row():
+        start = gr.Button("Fine-tune with recommended settings", variant="primary", elem_id="start-training")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-training")
+    with gr.Accordion("Advanced settings", open=False):
+        with gr.Row():
+            loss = gr.Dropdown(list(LOSS_NAMES), value=DEFAULTS.loss, label="Loss")
+            attribution = gr.Dropdown(["auto", *ATTRIBUTION_NAMES], value="auto", label="Attribution")
+            layer = gr.Dropdown(list(LAYER_NAMES), value=DEFAULTS.layer, label="Layer")
+            target = gr.Dropdown(list(TARGET_NAMES), value=DEFAULTS.target, label="Guided target")
+        with gr.Row():
+            lam = gr.Number(DEFAULTS.lam, label="λ (localisation weight)")
+            lr = gr.Number(DEFAULTS.lr, label="Learning rate")
+            epochs = gr.Number(DEFAULTS.epochs, label="Epochs", precision=0, minimum=1)
+            batch = gr.Number(DEFAULTS.batch_size, label="Batch size", precision=0, minimum=1)
+        with gr.Row():
+            fraction = gr.Slider(0.01, 1.0, DEFAULTS.annotated_fraction, step=0.01, label="Annotated fraction used")
+            dilation = gr.Slider(0.0, 1.0, DEFAULTS.box_dilation, step=0.05, label="Box dilation")
+            max_steps = gr.Number(0, label="Max steps per epoch (0: all)", precision=0, minimum=0)
+    status = gr.Textbox(label="Status", interactive=False, elem_id="train-status")
+    progress = gr.HTML(finetune.progress_html(0, "idle", ""), elem_id="train-progress")
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Training losses", height=260)
+        metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", title="Validation metrics", height=260)
+    runs = gr.Dataframe(headers=finetune.RUN_COLUMNS, label="Run history", interactive=False, max_height=260)
+    run_state = gr.State(None)
+    timer = gr.Timer(POLL_SECONDS)
+
+    def go(name: str, *values: Any) -> tuple:
+        lo, at, la, ta, lm, r, ep, bs, fr, di, ms = values
+        options = TrainOptions(loss=lo, attribution=None if at == "auto" else at, layer=la, target=ta, lam=lm, lr=r,
+                               epochs=int(ep) if ep else None, batch_size=int(bs) if bs else None,
+                               annotated_fraction=fr, box_dilation=di, max_steps_per_epoch=int(ms) or None)
+        return finetune.start_training(deps, name, options)
+
+    advanced = [loss, attribution, layer, target, lam, lr, epochs, batch, fraction, dilation, max_steps]
+    poll_outputs = [progress, loss_plot, metric_plot, runs]
+    start.click(go, [project, *advanced], [run_state, status], api_name="start_training")
+    cancel.click(lambda n, s: finetune.cancel_training(deps, n, s), [project, run_state], status,
+                 api_name="cancel_training")
+    timer.tick(lambda n: finetune.poll_training(deps, n), project, poll_outputs, api_name="poll_training",
+               show_progress="hidden")
+    project.change(lambda n: finetune.poll_training(deps, n), project, poll_outputs, api_visibility="private")
+
+
+def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:
+    """Two checkpoints: metric table, per-image before|after, activate, HTML report."""
+    with gr.Row():
+        before = gr.Dropdown([], label="Before", elem_id="compare-before", allow_custom_value=True)
+        after = gr.Dropdown([], label="After", elem_id="compare-after", allow_custom_value=True)
+        sort = gr.Dropdown(list(compare.SORTS), value="Largest EPG gain", label="Sort images by")
+        refresh = gr.Button("Refresh checkpoints", size="sm")
+    with gr.Row():
+        run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        activate = gr.Button("Activate 'after' model", elem_id="compare-activate")
+        export = gr.Button("Export HTML report")
+    note = gr.Markdown(elem_id="compare-note")
+    metrics = gr.Dataframe(label="Metrics", interactive=False)
+    pairs = gr.Gallery(label="Explanations: before | after", columns=4, height=420, format="png",
+                       allow_preview=True)
+    images = gr.Dataframe(label="Per-image results", interactive=False, max_height=300)
+    report = gr.File(label="Report")
+
+    def choices(name: str) -> tuple:
+        if not name:
+            return gr.update(choices=[]), gr.update(choices=[])
+        options = compare.checkpoint_choices(deps, name)
+        a, b = compare.default_pair(deps, name)
+        return gr.update(choices=options, value=a), gr.update(choices=options, value=b)
+
+    refresh.click(choices, project, [before, after], api_name="checkpoints")
+    project.change(choices, project, [before, after], api_visibility="private")
+    inputs = [project, before, after, sort]
+    run.click(lambda *v: compare.compare_checkpoints(deps, *v), inputs, [metrics, images, pairs, note],
+              api_name="compare")
+    activate.click(lambda n, b: compare.activate(deps, n, b), [project, after], note, api_name="activate")
+    export.click(lambda *v: compare.export_report(deps, *v), inputs, report, api_name="export_report")
+    return choices, [before, after]
+
+
+def build_models_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:
+    """Checkpoints with lineage, register a file, B-cosify a torchvision ResNet."""
+    table = gr.Dataframe(headers=models.MODEL_COLUMNS, label="Checkpoints (parent = lineage)", interactive=False,
+                         elem_id="models-table")
+    status = gr.Textbox(label="Status", interactive=False, elem_id="models-status")
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("**Register a checkpoint file** (`.pt` written by Guidance Studio)")
+            ckpt_file = gr.File(label="Checkpoint", file_types=[".pt"], type="filepath")
+            note = gr.Textbox(label="Note", placeholder="where it came from")
+            register = gr.Button("Register")
+        with gr.Column():
+            gr.Markdown("**Convert a torchvision ResNet** by B-cosification (then fine-tune it)")
+            tv_file = gr.File(label="torchvision weights (.pth)", file_types=[".pth", ".pt"], type="filepath")
+            arch = gr.Dropdown(list(models.TORCHVISION_ARCHS), value="resnet18", label="Architecture")
+            convert = gr.Button("Convert")
+
+    def do_convert(name: str, a: str, f: Any, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+        return models.convert_torchvision(deps, name, a, f, lambda x, m: progress(x, desc=m))
+
+    show = gr.Button("Refresh", size="sm")
+    show.click(lambda n: models.list_models(deps, n), project, table, api_name="models")
+    project.change(lambda n: models.list_models(deps, n) if n else None, project, table, api_visibility="private")
+    register.click(lambda n, f, t: models.register_file(deps, n, f, t), [project, ckpt_file, note], [table, status],
+                   api_name="register_checkpoint")
+    convert.click(do_convert, [project, arch, tv_file], [table, status], api_name="convert_torchvision")
+    return (lambda n: models.list_models(deps, n) if n else None), [table]
