@@ -12,14 +12,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from services.database import open_store
 from services.models import checkpoint_file, model_device
 from services.settings import Settings
-from store.db import open_database, session_scope, upgrade
+from store.db import open_database, session_scope
 from store.errors import ConflictError, NotFoundError
 from store.models import Project
 from store.models_runs import Checkpoint
 from store.paths import stored_path
-from store.runs import active_checkpoint, get_checkpoint, mark_stale_runs_failed, register_checkpoint
+from store.runs import active_checkpoint, get_checkpoint, register_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,6 @@ class TrainRequest:
     base: str = "active"
     overrides: dict[str, Any] = field(default_factory=dict)
     progress_bar: bool = True
-
-
-def open_store(settings: Settings) -> Engine:
-    """Engine for the settings' database, schema upgraded, runs of dead processes marked failed."""
-    from services.training import pid_alive
-
-    engine = open_database(settings.database_url)
-    upgrade(engine)
-    with session_scope(engine) as session:
-        stale = mark_stale_runs_failed(session, pid_alive)
-    if stale:
-        log.warning("marked training runs %s failed: their processes are gone", stale)
-    return engine
 
 
 def resolve_checkpoint(session: Session, settings: Settings, project: Project, ref: str) -> Checkpoint:

@@ -56,19 +56,6 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this pid exists on this machine."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunReporter:
     """Receives trainer events: updates the run row and progress file (throttled) and registers
     every evaluated checkpoint with its validation metrics as it is written."""

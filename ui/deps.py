@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from services.database import open_store
 from services.explanations import ExplanationService
 from services.models import ModelCache
 from services.settings import Settings
-from store.db import open_database, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ class AppDeps:
 
 def build_deps(settings: Settings, *, upgrade_schema: bool = True) -> AppDeps:
     """Open the database (upgrading its schema when asked) and create the caches."""
-    engine = open_database(settings.database_url)
-    if upgrade_schema:
-        upgrade(engine)
+    engine = open_store(settings, upgrade_schema=upgrade_schema)
     models = ModelCache()
     explanations = ExplanationService(settings, models, cache_dir=settings.data_dir / "cache" / "explanations")
     return AppDeps(settings=settings, engine=engine, models=models, explanations=explanations)

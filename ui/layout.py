@@ -181,8 +181,8 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
                 explain_widgets = _explain_tab(deps, project, image_id)
             with gr.Tab("Annotate", id="annotate"):
                 _annotate_tab(deps, project, image_id, explain_widgets)
-            with gr.Tab("Fine-tune", id="finetune"):
-                build_finetune_tab(deps, project)
+            with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
+                poll, poll_inputs, poll_outputs = build_finetune_tab(deps, project)
             with gr.Tab("Compare", id="compare"):
                 on_load = [build_compare_tab(deps, project)]
             with gr.Tab("Models", id="models"):
@@ -192,6 +192,9 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
         demo.load(explore_parts["refresh"], explore_parts["inputs"], explore_parts["outputs"], api_visibility="private")
         for fill, outputs in on_load:
             demo.load(fill, project, outputs, api_visibility="private")
+        # one poll when the page opens or the tab is shown; it starts the timer only if a run is going
+        demo.load(poll, poll_inputs, poll_outputs, api_visibility="private", show_progress="hidden")
+        finetune_tab.select(poll, poll_inputs, poll_outputs, api_visibility="private", show_progress="hidden")
     return demo
 
 
@@ -201,9 +204,9 @@ def launch_options(settings: Settings) -> dict[str, Any]:
             "head": KEYS_JS, "show_error": True, "footer_links": []}
 
 
-def launch(settings: Settings, *, block: bool = True) -> gr.Blocks:
-    """Build the app for `settings` and serve it (login when `settings.auth` is set)."""
-    deps = build_deps(settings)
+def launch(settings: Settings, *, block: bool = True, deps: AppDeps | None = None) -> gr.Blocks:
+    """Build the app for `settings` (reusing `deps` when given) and serve it (login when `settings.auth` is set)."""
+    deps = deps or build_deps(settings)
     demo = build_demo(deps)
     demo.queue(default_concurrency_limit=4)
     log.info("serving Guidance Studio on http://%s:%d (data dir %s)", settings.host, settings.port,

@@ -14,8 +14,13 @@ from ui.handlers.finetune import DEFAULTS, TrainOptions
 POLL_SECONDS = 1.5
 
 
-def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> None:
-    """One button with the defaults, advanced settings folded away, progress, curves, cancel, history."""
+def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any], list[Any]]:
+    """One button with the defaults, advanced settings folded away, progress, curves, cancel, history.
+
+    The progress timer runs only while this tab's project has a run going (or the process this tab
+    started is still starting up): idle tabs cost the server nothing. Returns the refresh
+    `(fn, inputs, outputs)` for the caller to run on page load and when the tab is opened.
+    """
     gr.Markdown("Fine-tune the active model with the boxes of this project. The job runs in its own process; "
                 "you can keep working while it runs.")
     with gr.Row():
@@ -43,7 +48,7 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> None:
         metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", title="Validation metrics", height=260)
     runs = gr.Dataframe(headers=finetune.RUN_COLUMNS, label="Run history", interactive=False, max_height=260)
     run_state = gr.State(None)
-    timer = gr.Timer(POLL_SECONDS)
+    timer = gr.Timer(POLL_SECONDS, active=False)
 
     def go(name: str, *values: Any) -> tuple:
         lo, at, la, ta, lm, r, ep, bs, fr, di, ms = values
@@ -52,14 +57,19 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> None:
                                annotated_fraction=fr, box_dilation=di, max_steps_per_epoch=int(ms) or None)
         return finetune.start_training(deps, name, options)
 
+    def poll(name: str, state: dict[str, Any] | None) -> tuple:
+        *shown, active = finetune.poll_training(deps, name, state)
+        return (*shown, gr.Timer(active=active))
+
     advanced = [loss, attribution, layer, target, lam, lr, epochs, batch, fraction, dilation, max_steps]
-    poll_outputs = [progress, loss_plot, metric_plot, runs]
-    start.click(go, [project, *advanced], [run_state, status], api_name="start_training")
+    poll_inputs, poll_outputs = [project, run_state], [progress, loss_plot, metric_plot, runs, timer]
+    start.click(go, [project, *advanced], [run_state, status], api_name="start_training").then(
+        poll, poll_inputs, poll_outputs, show_progress="hidden")
     cancel.click(lambda n, s: finetune.cancel_training(deps, n, s), [project, run_state], status,
-                 api_name="cancel_training")
-    timer.tick(lambda n: finetune.poll_training(deps, n), project, poll_outputs, api_name="poll_training",
-               show_progress="hidden")
-    project.change(lambda n: finetune.poll_training(deps, n), project, poll_outputs, api_visibility="private")
+                 api_name="cancel_training").then(poll, poll_inputs, poll_outputs, show_progress="hidden")
+    timer.tick(poll, poll_inputs, poll_outputs, api_name="poll_training", show_progress="hidden")
+    project.change(poll, poll_inputs, poll_outputs, api_visibility="private")
+    return poll, poll_inputs, poll_outputs
 
 
 def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:

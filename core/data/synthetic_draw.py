@@ -120,10 +120,13 @@ def _centre_allowed(cx: float, cy: float, radius: float, cue_region: tuple[int, 
 def sample_object(rng: np.random.Generator, label: int, size: int, style: RenderStyle) -> ObjectSpec:
     """A random object of class ``label``, fully inside the image and away from the cue badge."""
     radius = rng.uniform(*_RADIUS)
-    while True:  # rejection sampling; about a fifth of the image is excluded, so this ends quickly
+    for _ in range(10_000):  # rejection sampling; about a fifth of a 64² image is excluded: ends quickly
         cx, cy = rng.uniform(radius + 1.0, size - 1.0 - radius, size=2)
         if _centre_allowed(cx, cy, radius, style.cue_region):
             break
+    else:
+        raise ValueError(f"a {size}×{size} image has no room for an object of radius {radius:.1f} beside the "
+                         f"cue badge; use a larger image_size (64 or more) or a smaller cue_size")
     low, high = OBJECT_HUES[label]
     hsv = (rng.uniform(low, high), rng.uniform(*style.object_saturation), rng.uniform(*style.object_value))
     return ObjectSpec(SHAPES[rng.integers(len(SHAPES))], radius, cx, cy, rng.uniform(0.0, 2 * np.pi), hsv)

@@ -19,6 +19,12 @@ class TrainConfig:
     (SCIENCE.md §4). `annotated_fraction` picks a fixed subset of the training images whose boxes
     are used (1.0: every image that has boxes). `target="contrast"` guides
     `logit_t - max_{c≠t} logit_c` instead of `logit_t` (SCIENCE.md §7).
+
+    `freeze_norm=True` keeps batch-norm layers on their running statistics while fine-tuning, so
+    the network trained is the network evaluated: with batch statistics the localisation loss can
+    be met in training mode and lost in eval mode (measured on the demo: train-set EPG 0.95 with
+    batch statistics, 0.01 with running statistics). With `freeze_norm=False` (training from
+    scratch) the running statistics are re-estimated on the training data before each evaluation.
     """
 
     loss: str = "energy"
@@ -39,6 +45,7 @@ class TrainConfig:
     eval_split: str = "val"
     max_steps_per_epoch: int = 0  # 0: whole epochs (tests and smoke runs use a small number)
     select_tolerance: float = 0.02  # best = highest EPG within this of the base accuracy/F1
+    freeze_norm: bool = True  # normalisation layers use their running statistics while fine-tuning
 
     def __post_init__(self) -> None:
         checks = (("loss", LOSS_NAMES), ("attribution", ATTRIBUTION_NAMES), ("layer", LAYER_NAMES),

@@ -20,6 +20,7 @@ from core.train.loop import (
     FineTuneResult,
     TrainData,
     build_loader,
+    recalibrate_norm,
     resolve_device,
     run_evaluation,
     seed_everything,
@@ -92,6 +93,8 @@ def fine_tune(
             train_one_epoch(train_model, explainer, train_loader, optimizer, cfg, multi_label=data.multi_label,
                             annotated=annotated, generator=generator, on_step=progress.step,
                             should_stop=lambda: dist_utils.broadcast_flag(stop(), device))
+        if not cfg.freeze_norm:
+            recalibrate_norm(dist_utils.unwrap(train_model), train_loader, device)
         if rank0:
             metrics = run_evaluation(model, val_loader, data, cfg, device).metrics
             path = save_checkpoint(out_dir, model, classes=list(data.classes), config=cfg.to_dict(),

@@ -108,7 +108,7 @@ def train_one_epoch(model: nn.Module, explainer: Any, loader: DataLoader, optimi
     device = annotated.device
     loss_fn = LOSSES[cfg.loss]
     autocast = torch.bfloat16 if cfg.bf16 and device.type == "cuda" else None
-    model.train()
+    set_train_mode(model, freeze_norm=cfg.freeze_norm)
     steps = 0
     for batch in loader:
         if should_stop():
@@ -126,6 +126,50 @@ def train_one_epoch(model: nn.Module, explainer: Any, loader: DataLoader, optimi
         if cfg.max_steps_per_epoch and steps >= cfg.max_steps_per_epoch:
             break
     return steps
+
+
+def norm_layers(model: nn.Module) -> list[nn.Module]:
+    """Every batch-norm-like layer (torch's and the uncentred B-cos one): modules with `running_var`."""
+    return [m for m in model.modules() if isinstance(getattr(m, "running_var", None), Tensor)]
+
+
+def set_train_mode(model: nn.Module, *, freeze_norm: bool) -> None:
+    """Training mode, with normalisation layers kept on running statistics when `freeze_norm`."""
+    model.train()
+    if freeze_norm:
+        for layer in norm_layers(model):
+            layer.eval()
+
+
+@torch.no_grad()
+def recalibrate_norm(model: nn.Module, loader: DataLoader, device: torch.device, max_batches: int = 50) -> None:
+    """Re-estimate running statistics as a cumulative average over up to `max_batches` training batches.
+
+    After training with batch statistics the running averages lag the weights; evaluation then sees a
+    different network. One forward pass over training data fixes that (no parameter changes).
+    """
+    layers = norm_layers(model)
+    if not layers:
+        return
+    saved = [(layer, layer.momentum) for layer in layers]
+    was_training = model.training
+    model.train()
+    for layer in layers:
+        if hasattr(layer, "reset_running_stats"):
+            layer.reset_running_stats()
+        else:
+            layer.running_var.fill_(1.0)
+            layer.num_batches_tracked.zero_()
+        layer.momentum = None  # cumulative average
+    try:
+        for i, batch in enumerate(loader):
+            if i >= max_batches:
+                break
+            model(batch["image"].to(device))
+    finally:
+        for layer, momentum in saved:
+            layer.momentum = momentum
+        model.train(was_training)
 
 
 def run_evaluation(model: nn.Module, loader: DataLoader, data: TrainData, cfg: TrainConfig,

@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Create the demo project if missing; optionally retrain the baseline."""
+    from services.database import open_store
     from services.demo import SHIPPED_BASELINE, ensure_demo, train_baseline
-    from services.jobs import open_store
 
     engine = open_store(settings)
     if args.train_baseline:

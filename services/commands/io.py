@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 import store
+from services.database import open_store
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,8 @@ def _write(lines: list[str]) -> None:
 
 def run_import(settings: Settings, args: argparse.Namespace) -> int:
     """Import in one transaction; exit 2 (database untouched) on malformed input."""
-    engine = store.open_database(settings.database_url)
+    engine = open_store(settings)
     try:
-        store.upgrade(engine)
         plan = _parse(args)
         with Session(engine, expire_on_commit=False) as session:  # closing without commit rolls back
             summary = store.apply_plan(session, plan, project_name=args.project, data_dir=settings.data_dir,
@@ -82,9 +82,8 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_export(settings: Settings, args: argparse.Namespace) -> int:
     """Write the export atomically; exit 2 on an unknown project or an unusable output path."""
-    engine = store.open_database(settings.database_url)
+    engine = open_store(settings)
     try:
-        store.upgrade(engine)
         with store.session_scope(engine) as session:
             project = store.get_project(session, args.project)
             if args.format == "coco":

@@ -7,6 +7,7 @@ import json
 import sys
 
 import store
+from services.database import open_store
 from services.settings import Settings
 
 COLUMNS = ("name", "task", "classes", "images", "annotated_images", "boxes", "created")
@@ -27,9 +28,8 @@ def _table(rows: list[dict[str, str]]) -> list[str]:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Print the projects (a table, or JSON with --json)."""
-    engine = store.open_database(settings.database_url)
+    engine = open_store(settings)
     try:
-        store.upgrade(engine)
         with store.session_scope(engine) as session:
             projects = store.list_projects(session)
     finally:

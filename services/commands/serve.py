@@ -1,9 +1,15 @@
-"""`python app.py serve`: the browser app (the default command)."""
+"""`python app.py serve`: the browser app (the default command).
+
+On a fresh data dir (no project yet) it first creates the built-in demo project, so there is
+something to explore within seconds of the first start.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+
+from sqlalchemy import Engine
 
 from services.settings import Settings
 
@@ -19,13 +25,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Start the app; returns when the server stops."""
+def bootstrap_demo(engine: Engine, settings: Settings) -> bool:
+    """Create the demo project when the database has no project yet; returns True when it did.
+
+    A failure is logged, not raised: the app still serves (projects can be imported from the CLI).
+    """
+    from services.demo import ensure_demo
+
     try:
+        created = ensure_demo(engine, settings, only_if_empty=True)
+    except Exception:  # the server must start even when the demo cannot be built
+        log.exception("could not create the demo project; serving without it (try `python app.py demo`)")
+        return False
+    if created:
+        log.info("fresh data dir %s: created the demo project", settings.data_dir.resolve())
+    else:
+        log.debug("the database already has projects: no demo project created")
+    return created
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the app (creating the demo project on a fresh data dir); returns when the server stops."""
+    try:
+        from ui.deps import build_deps
         from ui.layout import launch
     except ModuleNotFoundError:
         log.error("no UI yet: the browser app is not built in this version; the CLI commands work "
                   "(python app.py --help)")
         return 1
-    launch(settings)
+    deps = build_deps(settings)
+    bootstrap_demo(deps.engine, settings)
+    launch(settings, deps=deps)
     return 0

@@ -61,8 +61,9 @@ def emit_json(payload: dict[str, Any]) -> None:
 def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     """Evaluate and store; exit 1 with a message on a user error."""
     from core.train import CheckpointError
+    from services.database import open_store
     from services.evaluation import evaluate_checkpoint
-    from services.jobs import open_store, resolve_checkpoint
+    from services.jobs import resolve_checkpoint
     from store.db import session_scope
     from store.projects import get_project
 

@@ -9,7 +9,7 @@ import torch
 
 from services.settings import Settings
 
-TINY = {"seed": 5, "image_size": 48, "train_size": 64, "val_size": 16, "test_size": 16, "imported_fraction": 0.5}
+TINY = {"seed": 5, "image_size": 64, "train_size": 64, "val_size": 16, "test_size": 16, "imported_fraction": 0.5}
 
 
 def make_tiny_project(data_dir: Path) -> Settings:
@@ -17,8 +17,8 @@ def make_tiny_project(data_dir: Path) -> Settings:
     from core.bcos import build_model
     from core.data import SyntheticConfig
     from core.train import save_checkpoint
+    from services.database import open_store
     from services.demo import create_demo_project
-    from services.jobs import open_store
 
     settings = Settings(data_dir=data_dir, device="cpu")
     torch.manual_seed(0)

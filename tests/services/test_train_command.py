@@ -19,7 +19,8 @@ from store.db import open_database, session_scope
 from store.models_runs import Checkpoint, Evaluation, EvaluationImage, TrainingRun
 
 ROOT = Path(__file__).resolve().parents[2]
-EVAL_KEYS = {"accuracy", "f1", "epg", "iou", "group_accuracy", "worst_group_accuracy", "n_images", "split", "checkpoint"}
+EVAL_KEYS = {"accuracy", "f1", "epg", "iou", "group_accuracy", "worst_group_accuracy", "n_images", "split",
+             "checkpoint"}
 
 
 def _last_json(text: str) -> dict:

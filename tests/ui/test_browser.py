@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from store.db import session_scope
 from store.models import Box
-from tests.ui.conftest import TinyProject
+from tests.ui.conftest import SIZE, TinyProject
+from ui.data.display import display_scale
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -21,6 +22,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 REPO = Path(__file__).resolve().parents[2]
+SHOWN = display_scale(SIZE, SIZE)  # the editor gets the 32×32 images enlarged 16× (512 px)
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -41,12 +43,16 @@ def open_image(page, url: str, tile: int = 0) -> None:
     page.wait_for_timeout(500)
 
 
-def draw_box(page, label: str, x0: float, y0: float, x1: float, y1: float, image_width: int = 32) -> None:
-    """Draw a box in image pixels with the mouse and give it `label` (recipe of TESTING.md)."""
+def draw_box(page, label: str, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Draw a box given in original image pixels with the mouse and give it `label` (recipe of TESTING.md).
+
+    The editor shows the image enlarged `SHOWN` times, then fits it to the canvas width (never upscaling).
+    """
     page.locator('#annot button[aria-label="Create box"]').click()
     canvas = page.locator("#annot canvas").bounding_box()
-    scale = min(1.0, canvas["width"] / image_width)
-    left = canvas["x"] + (canvas["width"] - image_width * scale) / 2
+    shown_width = SIZE * SHOWN
+    scale = min(1.0, canvas["width"] / shown_width) * SHOWN  # screen pixels per original pixel
+    left = canvas["x"] + (canvas["width"] - shown_width * scale / SHOWN) / 2
     page.mouse.move(left + x0 * scale, canvas["y"] + y0 * scale)
     page.mouse.down()
     page.mouse.move(left + x1 * scale, canvas["y"] + y1 * scale, steps=8)
@@ -63,6 +69,12 @@ def live_boxes(tiny: TinyProject, image_id: int) -> list[tuple[str, str]]:
         return [(b.klass.name, b.author) for b in rows]
 
 
+def live_coords(tiny: TinyProject, image_id: int) -> list[tuple[float, float, float, float]]:
+    with session_scope(tiny.deps.engine) as session:
+        rows = session.scalars(select(Box).where(Box.image_id == image_id, Box.deleted_at.is_(None))).all()
+        return [(b.x0, b.y0, b.x1, b.y1) for b in rows]
+
+
 def test_draw_a_box_save_and_find_it_in_the_database(page, served: tuple[str, TinyProject]) -> None:
     url, tiny = served
     open_image(page, url, tile=0)
@@ -71,6 +83,8 @@ def test_draw_a_box_save_and_find_it_in_the_database(page, served: tuple[str, Ti
     page.locator("#save-boxes").click()
     expect(page.locator("#annot-status textarea")).to_have_value(re.compile(r"^Saved 1"))
     assert live_boxes(tiny, image_id) == [("warm", "local")]
+    [coords] = live_coords(tiny, image_id)  # original pixels, not the editor's enlarged ones
+    assert coords == pytest.approx((4, 4, 24, 24), abs=0.5)
 
 
 def test_edit_in_two_tabs_second_save_reports_conflict(page, served: tuple[str, TinyProject]) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from gradio_client import Client
 from sqlalchemy import select
 
 from store.db import session_scope
 from store.models import Box
+from store.models_runs import TrainingRun
 from tests.ui.conftest import TinyProject
+from ui.handlers import finetune
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +64,34 @@ def test_models_and_compare_endpoints(client: Client, served: tuple[str, TinyPro
     _metrics, images, pairs, _note = client.predict("tiny", tiny.checkpoint_id, tiny.checkpoint_id,
                                                   "Largest EPG gain", api_name="/compare")
     assert len(images["data"]) == 8 and pairs
+
+
+def _run_status(tiny: TinyProject) -> str | None:
+    with session_scope(tiny.deps.engine) as session:
+        run = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)).first()
+        return None if run is None else run.status
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def test_cancel_stops_a_long_fine_tune(served: tuple[str, TinyProject]) -> None:
+    if not (REPO / "services" / "commands" / "train.py").exists():
+        pytest.skip("needs the lead's `python app.py train` (services/commands/train.py)")
+    url, tiny = served
+    client = Client(url, verbose=False, download_files=False)  # one session: the run state is per user
+    defaults = finetune.DEFAULTS
+    started = client.predict(  # the run state (pid) stays in this client's session; only the status comes back
+        "tiny", defaults.loss, "auto", defaults.layer, defaults.target, defaults.lam, defaults.lr, 500, 2,
+        defaults.annotated_fraction, defaults.box_dilation, 0, api_name="/start_training")
+    assert "Started fine-tuning" in str(started)
+    _wait_for(lambda: _run_status(tiny) == "running", 120, "the run to start")
+    assert client.predict("tiny", api_name="/cancel_training").startswith("Cancelling run")
+    _wait_for(lambda: _run_status(tiny) == "cancelled", 90, "the run to reach 'cancelled'")
+    bar, *_ = client.predict("tiny", api_name="/poll_training")
+    assert "cancelled" in bar

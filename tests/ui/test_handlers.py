@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -12,10 +13,12 @@ from sqlalchemy import select
 
 from store.db import session_scope
 from store.models import Box, BoxEvent
-from tests.ui.conftest import TinyProject
+from tests.ui.conftest import SIZE, TinyProject
+from ui.data.display import display_scale
 from ui.handlers import annotate, compare, explain, explore, finetune, models
 
 ANY = explore.ANY
+SHOWN = display_scale(SIZE, SIZE)  # the editor shows the 32×32 fixture images 16× enlarged
 
 
 def _page(tiny: TinyProject, sort: str = "Name", **kw: object) -> tuple:
@@ -69,7 +72,8 @@ def _boxes(tiny: TinyProject, image_id: int) -> list[tuple]:
 
 
 def _with_box(value: dict, label: str = "warm", coords: tuple = (2, 3, 12, 14)) -> dict:
-    box = dict(zip(("xmin", "ymin", "xmax", "ymax"), coords), label=label, color="rgb(1, 2, 3)")
+    """`value` plus a box given in original pixels, as the editor would send it (at display scale)."""
+    box = dict(zip(("xmin", "ymin", "xmax", "ymax"), (c * SHOWN for c in coords)), label=label, color="rgb(1, 2, 3)")
     return {**value, "boxes": [box, *value["boxes"]]}
 
 
@@ -79,7 +83,7 @@ def test_save_writes_boxes_with_author_and_history(tiny: TinyProject) -> None:
     value2, snap2, history, _, status = annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value), "alice")
     assert status.startswith("Saved 1") and _boxes(tiny, image) == [("warm", 2, 3, 12, 14, "alice")]
     assert history.iloc[0]["who"] == "alice" and history.iloc[0]["what"] == "create"
-    moved = {**value2, "boxes": [{**value2["boxes"][0], "xmax": 20}]}
+    moved = {**value2, "boxes": [{**value2["boxes"][0], "xmax": 20 * SHOWN}]}
     annotate.save_annotation(tiny.deps, tiny.name, snap2, moved, "bob")
     assert _boxes(tiny, image) == [("warm", 2, 3, 20, 14, "bob")]  # an update of the same box, not a new one
 
@@ -105,6 +109,32 @@ def test_bad_boxes_are_rejected_and_nothing_is_written(tiny: TinyProject, label:
     assert _boxes(tiny, tiny.image_ids[2]) == []
 
 
+@pytest.mark.parametrize(("size", "scale"), [((64, 64), 8), ((32, 32), 16), ((100, 64), 8), ((300, 200), 2),
+                                             ((512, 100), 1), ((4000, 3000), 1)])
+def test_display_scale_reaches_512_pixels_with_a_power_of_two(size: tuple[int, int], scale: int) -> None:
+    assert display_scale(*size) == scale
+
+
+def test_editor_shows_small_images_enlarged_and_boxes_round_trip_in_original_pixels(tiny: TinyProject) -> None:
+    image = tiny.image_ids[5]
+    value, snap, _, title = annotate.load_annotation(tiny.deps, tiny.name, image)
+    assert snap.scale == SHOWN == 16 and "×16" in title
+    with PILImage.open(value["image"]) as shown:
+        pixels = np.asarray(shown.convert("RGB"))
+    with PILImage.open(tiny.deps.data_dir / "images" / "img_05.png") as original:
+        assert pixels.shape == (512, 512, 3) and (pixels[::16, ::16] == np.asarray(original.convert("RGB"))).all()
+    drawn = {"xmin": 40, "ymin": 56, "xmax": 200, "ymax": 300, "label": "cool", "color": "rgb(1, 2, 3)"}
+    value2, snap2, _, _, status = annotate.save_annotation(tiny.deps, tiny.name, snap, {**value, "boxes": [drawn]},
+                                                           "alice")
+    assert status.startswith("Saved 1")
+    assert _boxes(tiny, image) == [("cool", 2.5, 3.5, 12.5, 18.75, "alice")]  # original pixels = editor / 16
+    shown_again = value2["boxes"][0]
+    assert (shown_again["xmin"], shown_again["ymin"], shown_again["xmax"], shown_again["ymax"]) == (40, 56, 200, 300)
+    assert annotate.load_annotation(tiny.deps, tiny.name, image)[0]["boxes"] == value2["boxes"]
+    *_, status = annotate.save_annotation(tiny.deps, tiny.name, snap2, value2, "alice")
+    assert status.startswith("Nothing to save")  # an unchanged box survives the ×16 / ÷16 trip exactly
+
+
 def test_undo_reverts_the_last_change(tiny: TinyProject) -> None:
     image = tiny.image_ids[3]
     value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, image)
@@ -126,8 +156,8 @@ def test_propose_adds_an_unsaved_box_inside_the_image(tiny: TinyProject) -> None
     value, _, _, _ = annotate.load_annotation(tiny.deps, tiny.name, tiny.image_ids[0])
     proposed, status = annotate.propose_from_explanation(tiny.deps, tiny.name, tiny.image_ids[0], value,
                                                          "B-cos", "Input")
-    box = proposed["boxes"][0]
-    assert 0 <= box["xmin"] < box["xmax"] <= 32 and 0 <= box["ymin"] < box["ymax"] <= 32
+    box = proposed["boxes"][0]  # at display scale, like every box the editor holds
+    assert 0 <= box["xmin"] < box["xmax"] <= SIZE * SHOWN and 0 <= box["ymin"] < box["ymax"] <= SIZE * SHOWN
     assert set(box) == {"xmin", "ymin", "xmax", "ymax", "label", "color"} and "Proposed" in status
     assert _boxes(tiny, tiny.image_ids[0]) == []
 
@@ -167,8 +197,10 @@ def test_activate_and_training_guards(tiny: TinyProject) -> None:
     assert "active model" in compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
     with pytest.raises(gr.Error, match="No fine-tune"):
         finetune.cancel_training(tiny.deps, tiny.name, None)
-    bar, _losses, _metrics, runs = finetune.poll_training(tiny.deps, tiny.name)
-    assert "no run yet" in bar and runs.empty
+    bar, _losses, _metrics, runs, active = finetune.poll_training(tiny.deps, tiny.name)
+    assert "no run yet" in bar and runs.empty and active is False  # idle: the tab's timer stays off
+    bar, *_, active = finetune.poll_training(tiny.deps, tiny.name, {"pid": os.getpid()})
+    assert "starting" in bar and active is True  # the tab's own job is starting up: keep polling
 
 
 def test_train_argv_passes_only_changed_settings(tiny: TinyProject) -> None:

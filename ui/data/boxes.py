@@ -38,6 +38,7 @@ class Snapshot:
 
     image_id: int
     boxes: tuple[BoxView, ...]
+    scale: int = 1  # editor pixels per original pixel (see ui.data.display)
 
     @property
     def revisions(self) -> dict[int, int]:
@@ -107,7 +108,6 @@ def _iou(a: Coords, b: Coords) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
 
 
 def history(session: Session, image_id: int, limit: int = 50) -> list[dict[str, Any]]:

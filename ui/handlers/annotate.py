@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
@@ -11,8 +12,10 @@ import pandas as pd
 from services.explanations import propose_box
 from store.db import session_scope
 from store.errors import ConflictError
+from store.models import Image
 from store.paths import resolve_image_path
 from ui.data.boxes import Coords, Snapshot, history, load_snapshot, save_boxes, undo_last
+from ui.data.display import display_image, display_scale, scale_box
 from ui.data.images import neighbour_image
 from ui.deps import AppDeps
 from ui.handlers.common import require_image, require_project, transaction, user_errors
@@ -25,9 +28,19 @@ HISTORY_COLUMNS = ["when", "who", "what", "box", "label", "coords"]
 
 
 def _editor_value(image_path: str, snapshot: Snapshot, colours: dict[str, str]) -> dict[str, Any]:
-    boxes = [{"xmin": b.coords[0], "ymin": b.coords[1], "xmax": b.coords[2], "ymax": b.coords[3],
-              "label": b.label, "color": colours.get(b.label, PALETTE[0])} for b in snapshot.boxes]
+    """The editor's value: the display PNG and the boxes at display scale (original pixels × scale)."""
+    boxes = [scale_box({"xmin": b.coords[0], "ymin": b.coords[1], "xmax": b.coords[2], "ymax": b.coords[3],
+                        "label": b.label, "color": colours.get(b.label, PALETTE[0])}, snapshot.scale)
+             for b in snapshot.boxes]
     return {"image": image_path, "boxes": boxes, "orientation": 0}
+
+
+def editor_image(deps: AppDeps, image: Image) -> tuple[str, int]:
+    """The PNG the editor shows for `image` (small images enlarged, cached on disk) and its scale."""
+    scale = display_scale(image.width, image.height)
+    source = resolve_image_path(image.path, deps.data_dir)
+    shown = display_image(source, deps.data_dir / "cache" / "display", f"i{image.id}-{image.sha256[:12]}", scale)
+    return str(shown), scale
 
 
 def label_colours(labels: list[str]) -> dict[str, str]:
@@ -45,19 +58,20 @@ def load_annotation(deps: AppDeps, project: str, image_id: int | None
     with transaction(deps) as session:
         proj = require_project(session, project)
         image = require_image(session, proj, image_id)
-        snapshot = load_snapshot(session, image.id)
+        path, scale = editor_image(deps, image)
+        snapshot = replace(load_snapshot(session, image.id), scale=scale)
         rows = history(session, image.id)
         labels = [c.name for c in proj.classes]
-        path = str(resolve_image_path(image.path, deps.data_dir))
-        title = f"Image **#{image.id}** `{image.path}` · {image.width}×{image.height} · {len(snapshot.boxes)} box(es)"
+        shown = f" (shown ×{scale})" if scale > 1 else ""
+        title = (f"Image **#{image.id}** `{image.path}` · {image.width}×{image.height}{shown} · "
+                 f"{len(snapshot.boxes)} box(es)")
     return _editor_value(path, snapshot, label_colours(labels)), snapshot, _history_frame(rows), title
 
 
-def edited_boxes(value: dict[str, Any] | None) -> list[tuple[str, Coords]]:
-    """`(label, (x0, y0, x1, y1))` for every box in an editor value, coordinates as floats."""
-    boxes = (value or {}).get("boxes") or []
-    return [(str(b.get("label", "")).strip(),
-             (float(b["xmin"]), float(b["ymin"]), float(b["xmax"]), float(b["ymax"]))) for b in boxes]
+def edited_boxes(value: dict[str, Any] | None, scale: int = 1) -> list[tuple[str, Coords]]:
+    """`(label, (x0, y0, x1, y1))` in original pixels for every box of an editor value shown at `scale`."""
+    boxes = [scale_box(b, 1 / scale) for b in (value or {}).get("boxes") or []]
+    return [(str(b.get("label", "")).strip(), (b["xmin"], b["ymin"], b["xmax"], b["ymax"])) for b in boxes]
 
 
 def save_annotation(deps: AppDeps, project: str, snapshot: Snapshot | None, value: dict[str, Any] | None,
@@ -69,7 +83,7 @@ def save_annotation(deps: AppDeps, project: str, snapshot: Snapshot | None, valu
     """
     if snapshot is None:
         raise gr.Error("Load an image first (select one in Explore, then open Annotate).")
-    boxes = edited_boxes(value)
+    boxes = edited_boxes(value, snapshot.scale)
     try:
         with user_errors(), session_scope(deps.engine) as session:
             changed = save_boxes(session, snapshot, boxes, author=author)
@@ -109,14 +123,15 @@ def propose_from_explanation(deps: AppDeps, project: str, image_id: int | None, 
         proj = require_project(session, project)
         image = require_image(session, proj, image_id)
         request = explain_request(deps, session, proj, image, resolve_checkpoint(session, proj, None))
+        path, scale = editor_image(deps, image)
     result = compute(deps, request, method or "B-cos", layer or "Input", "")
     box = propose_box(result.map())
     if box is None:
         raise gr.Error("The explanation has no positive evidence to propose a box from; draw one by hand.")
     label = request.classes[result.key.class_index]
-    value = dict(value or {"image": str(request.image_path), "boxes": [], "orientation": 0})
-    proposal = {"xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3], "label": label,
-                "color": label_colours(request.classes)[label]}
+    value = dict(value or {"image": path, "boxes": [], "orientation": 0})
+    proposal = scale_box({"xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3], "label": label,
+                          "color": label_colours(request.classes)[label]}, scale)  # editor shows it ×scale
     value["boxes"] = [proposal, *(value.get("boxes") or [])]
     used = f"{METHODS.get(method, method)} at {LAYERS.get(layer, layer)}"
     return value, f"Proposed a {label!r} box from the {used} explanation: adjust it, then Save."

@@ -21,6 +21,7 @@ import gradio as gr
 import pandas as pd
 
 from core.train.config import TrainConfig
+from store.models_runs import ACTIVE_RUN_STATUSES
 from store.runs import active_training_run, list_training_runs
 from ui.deps import AppDeps
 from ui.handlers.common import require_project, transaction
@@ -116,19 +117,36 @@ def run_history(deps: AppDeps, project: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-def poll_training(deps: AppDeps, project: str) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Progress of the project's newest run: bar, loss curve, metric curve, run history."""
+def poll_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None = None
+                  ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+    """Progress of the project's newest run: bar, loss curve, metric curve, run history, keep polling?
+
+    Polling is worth it while the project has a queued/running run, or while the process this tab
+    started (`run_state`) is still alive (it may not have written its run row yet).
+    """
     if not project:
-        return progress_html(0, "idle", "pick a project"), *_curves_empty(), pd.DataFrame(columns=RUN_COLUMNS)
+        empty = pd.DataFrame(columns=RUN_COLUMNS)
+        return progress_html(0, "idle", "pick a project"), *_curves_empty(), empty, False
     history = run_history(deps, project)
+    starting = _process_alive(run_state)
     if history.empty:
-        return progress_html(0, "idle", "no run yet: press Fine-tune"), *_curves_empty(), history
-    newest = history.iloc[0]
+        message = "starting…" if starting else "no run yet: press Fine-tune"
+        return progress_html(0, "idle", message), *_curves_empty(), history, starting
     with transaction(deps) as session:
         run = list_training_runs(session, require_project(session, project).id, limit=1)[0]
         progress, status, message = run.progress, run.status, run.message or run.error or ""
-    losses, metrics = _curves(deps, int(newest["run"]))
-    return progress_html(progress, f"run {run.id}: {status}", message), losses, metrics, history
+        run_id = run.id
+    losses, metrics = _curves(deps, run_id)
+    active = status in ACTIVE_RUN_STATUSES or starting
+    return progress_html(progress, f"run {run_id}: {status}", message), losses, metrics, history, active
+
+
+def _process_alive(run_state: dict[str, Any] | None) -> bool:
+    """Whether the training process this tab started is still running."""
+    from services.database import pid_alive
+
+    pid = (run_state or {}).get("pid")
+    return bool(pid) and pid_alive(int(pid))
 
 
 def _curves_empty() -> tuple[pd.DataFrame, pd.DataFrame]:

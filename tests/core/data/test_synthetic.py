@@ -128,3 +128,14 @@ def test_demo_records_carry_available_boxes(small_demo: Path) -> None:
     assert keys == list(range(len(keys)))
     with pytest.raises(ValueError, match="unknown split"):
         demo_records(small_demo, "validation")
+
+
+def test_image_too_small_for_cue_and_object_fails_with_a_clear_error(tmp_path) -> None:
+    import pytest as _pytest
+
+    from core.data import SyntheticConfig, generate_demo_dataset
+    from core.data.synthetic_draw import RenderStyle
+
+    config = SyntheticConfig(image_size=48, train_size=40, val_size=2, test_size=2, style=RenderStyle(cue_size=30))
+    with _pytest.raises(ValueError, match="no room"):
+        generate_demo_dataset(tmp_path, config)

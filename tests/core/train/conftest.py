@@ -13,7 +13,7 @@ from core.train.loop import TrainData
 @pytest.fixture(scope="session")
 def tiny_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("tiny-demo")
-    config = SyntheticConfig(seed=3, image_size=48, train_size=96, val_size=32, test_size=32, imported_fraction=1.0)
+    config = SyntheticConfig(seed=3, image_size=64, train_size=96, val_size=32, test_size=32, imported_fraction=1.0)
     generate_demo_dataset(directory, config)
     return directory
 
@@ -21,4 +21,4 @@ def tiny_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tiny_demo_dir: Path) -> TrainData:
     return TrainData(train=demo_records(tiny_demo_dir, "train"), val=demo_records(tiny_demo_dir, "val"),
-                     classes=list(CLASSES), image_size=48, multi_label=False, group_names=list(GROUPS))
+                     classes=list(CLASSES), image_size=64, multi_label=False, group_names=list(GROUPS))

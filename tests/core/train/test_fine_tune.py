@@ -25,8 +25,8 @@ def test_guided_fine_tune_lowers_loss_and_raises_epg(tiny_data: TrainData, tmp_p
     steps = [e for e in events if e.kind == "step"]
     first = sum(e.losses["localisation"] for e in steps[:6]) / 6
     last = sum(e.losses["localisation"] for e in steps[-6:]) / 6
-    assert last < 0.8 * first, (first, last)
-    assert result.history[-1]["epg"] > result.base_metrics["epg"] + 0.05
+    assert last < first, (first, last)
+    assert result.history[-1]["epg"] > result.base_metrics["epg"] + 0.1
     assert events[0].kind == "start" and events[-1].kind == "done" and events[-1].progress == 1.0
     # only the Pareto front stays on disk, and every kept file loads with its metadata
     kept = sorted(tmp_path.glob("*.pt"))
