@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,6 +27,22 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 DISPLAY_SIZE = 256  # small images are shown upscaled to at least this many pixels wide
+SERVE_THREADS_ENV = "GUIDANCE_SERVE_THREADS"
+
+
+def configure_serving_threads(settings: Settings) -> int | None:
+    """Use one intra-op torch thread when the app explains on the CPU (env GUIDANCE_SERVE_THREADS overrides).
+
+    A request explains one small image; with two threads on shared cores OpenMP's spin-waiting made
+    an explanation 40× slower (2 s instead of 50 ms; bench/RESULTS.md, UI). Returns the thread count
+    set, or None on an accelerator.
+    """
+    if model_device(settings).type != "cpu":
+        return None
+    threads = max(1, int(os.environ.get(SERVE_THREADS_ENV, "1")))
+    torch.set_num_threads(threads)
+    log.info("explaining on the CPU with %d torch thread(s) (%s)", threads, SERVE_THREADS_ENV)
+    return threads
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class ExplanationService:
         self.cache_dir = cache_dir
         self.capacity = capacity
         self._memory: OrderedDict[ExplanationKey, Explanation] = OrderedDict()
+        self._predicted: OrderedDict[tuple[str, int], int] = OrderedDict()  # (checkpoint sha, image) -> class
         self._lock = threading.Lock()
         self._compute_lock = threading.Lock()  # one model forward at a time: 2 cores, no oversubscription
 
@@ -104,6 +122,34 @@ class ExplanationService:
                 self._remember(cached)
         return cached
 
+    def predicted_class(self, request: ExplainRequest) -> int:
+        """The class the model predicts for the request's image (highest logit), from one forward pass.
+
+        Remembered per (checkpoint, image), and learnt for free from every explanation computed, so
+        explaining "the predicted class" costs one explanation, not two.
+        """
+        key = (request.checkpoint_sha, request.image_id)
+        with self._lock:
+            if key in self._predicted:
+                return self._predicted[key]
+        with self._compute_lock:
+            device = model_device(self.settings)
+            loaded = self.models.get(checkpoint_file(self.settings, request.checkpoint_path), device,
+                                     expected_classes=request.classes)
+            batch = images_to_batch([load_rgb(request.image_path)], request.image_size).to(device)  # (1, 3, S, S)
+            with torch.no_grad():
+                logits = loaded.model(batch).float().cpu()[0]  # (C,)
+        predicted = int(torch.argmax(logits))
+        self._remember_prediction(key, predicted)
+        return predicted
+
+    def _remember_prediction(self, key: tuple[str, int], predicted: int) -> None:
+        with self._lock:
+            self._predicted[key] = predicted
+            self._predicted.move_to_end(key)
+            while len(self._predicted) > 16 * self.capacity:
+                self._predicted.popitem(last=False)
+
     def cached(self, key: ExplanationKey) -> Explanation | None:
         """The cached explanation for `key` (memory first, then disk), or None."""
         with self._lock:
@@ -124,6 +170,8 @@ class ExplanationService:
         return found
 
     def _remember(self, explanation: Explanation) -> None:
+        key, logits = explanation.key, explanation.logits
+        self._remember_prediction((key.checkpoint_sha, key.image_id), max(range(len(logits)), key=logits.__getitem__))
         with self._lock:
             self._memory[explanation.key] = explanation
             self._memory.move_to_end(explanation.key)
@@ -157,12 +205,12 @@ class ExplanationService:
         big = np.kron(rgb, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else rgb
         overlay = overlay_heatmap(big, amap, alpha=0.55)
         overlay_path = self.cache_dir / f"{key.stem}.png"
-        PILImage.fromarray(overlay).save(overlay_path)
+        PILImage.fromarray(overlay).save(overlay_path, compress_level=1)  # fast to write; the cache is local
         colour_path = None
         if colour is not None:
             colour_path = self.cache_dir / f"{key.stem}-colour.png"
             on_black = _composite_on_black(colour, scale)
-            PILImage.fromarray(on_black).save(colour_path)
+            PILImage.fromarray(on_black).save(colour_path, compress_level=1)
         map_path = self.cache_dir / f"{key.stem}.npy"
         np.save(map_path, amap.astype(np.float32))
         scores = {name: round(float(p), 4) for name, p in zip(classes, probs.tolist())}

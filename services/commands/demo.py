@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-baseline", action="store_true",
                    help="retrain the unguided baseline from scratch and write it to --out")
     p.add_argument("--out", type=Path, default=None, help="baseline file (default checkpoints/demo-baseline.pt)")
-    p.add_argument("--epochs", type=int, default=4, help="baseline epochs (default 4)")
+    p.add_argument("--steps", type=int, default=12,
+                   help="baseline optimiser steps of batch 64 (default 12: long enough to learn the shortcut, "
+                        "too short to learn the object well)")
     p.add_argument("--lr", type=float, default=1e-3, help="baseline learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="baseline seed (default 0)")
     p.set_defaults(run=run)
@@ -30,7 +32,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     engine = open_store(settings)
     if args.train_baseline:
-        train_baseline(engine, settings, out=args.out or SHIPPED_BASELINE, epochs=args.epochs, lr=args.lr,
+        train_baseline(engine, settings, out=args.out or SHIPPED_BASELINE, steps=args.steps, lr=args.lr,
                        seed=args.seed)
         return 0
     created = ensure_demo(engine, settings, only_if_empty=False)

@@ -47,6 +47,7 @@ def bootstrap_demo(engine: Engine, settings: Settings) -> bool:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the app (creating the demo project on a fresh data dir); returns when the server stops."""
     try:
+        from services.explanations import configure_serving_threads
         from ui.deps import build_deps
         from ui.layout import launch
     except ModuleNotFoundError:
@@ -54,6 +55,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                   "(python app.py --help)")
         return 1
     deps = build_deps(settings)
+    configure_serving_threads(settings)
     bootstrap_demo(deps.engine, settings)
     launch(settings, deps=deps)
     return 0
