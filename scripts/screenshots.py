@@ -2,9 +2,10 @@
 
     python scripts/screenshots.py [--out docs]
 
-Builds a small demo-like project (synthetic shortcut images, a B-cos checkpoint, imported boxes)
-in a temp data dir, serves the app in-process and writes docs/{explore,explain,annotate,finetune,
-compare,models}.png.
+In a temp data dir it builds the demo project with the shipped baseline `checkpoints/demo-baseline.pt`
+and evaluates it on the test split (when the baseline exists; otherwise a small demo-like project
+with a random-weight checkpoint and made-up evaluation rows), serves the app in-process, runs a short
+fine-tune through the UI and writes docs/{explore,explain,annotate,finetune,compare,models}.png.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import argparse
 import hashlib
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -24,13 +27,35 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 log = logging.getLogger("screenshots")
+BASELINE = REPO / "checkpoints" / "demo-baseline.pt"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 
 
 def build_project(data_dir: Path) -> None:
-    """A 'demo' project: synthetic images with boxes, a checkpoint (the shipped one when present), an evaluation."""
+    """The demo project with its shipped baseline, evaluated on test; a stand-in when there is no baseline."""
+    if not BASELINE.exists():
+        log.warning("no %s yet: screenshots use a demo-like project with a random-weight model", BASELINE)
+        build_stand_in(data_dir)
+        return
+    from services.demo import DEMO_PROJECT, create_demo_project
+    from services.evaluation import evaluate_checkpoint
+    from services.settings import Settings
+    from store.db import session_scope
+    from store.projects import get_project
+    from store.runs import active_checkpoint
+    from ui.deps import build_deps
+
+    deps = build_deps(Settings(data_dir=data_dir))
+    create_demo_project(deps.engine, deps.settings, baseline=BASELINE)
+    with session_scope(deps.engine) as session:
+        project = get_project(session, DEMO_PROJECT)
+        evaluate_checkpoint(session, deps.settings, project, active_checkpoint(session, project.id), split="test")
+
+
+def build_stand_in(data_dir: Path) -> None:
+    """A small demo-like project: synthetic images with boxes, a random B-cos checkpoint, an evaluation."""
     from core.bcos import build_model
     from core.data import SyntheticConfig, generate_demo_dataset, load_manifest
     from core.train import file_sha256, save_checkpoint
@@ -45,9 +70,7 @@ def build_project(data_dir: Path) -> None:
     generate_demo_dataset(images_dir, SyntheticConfig(train_size=64, val_size=16, test_size=16))
     manifest = load_manifest(images_dir)
     deps = build_deps(Settings(data_dir=data_dir))
-    shipped = sorted((REPO / "checkpoints").glob("*.pt"))
-    ckpt = shipped[0] if shipped else save_checkpoint(data_dir / "checkpoints", build_model("bcos_small", 2),
-                                                      classes=manifest["classes"])
+    ckpt = save_checkpoint(data_dir / "checkpoints", build_model("bcos_small", 2), classes=manifest["classes"])
     with session_scope(deps.engine) as session:
         project = create_project(session, name="demo", task="single_label", image_size=64, classes=manifest["classes"])
         entries = manifest["images"]
@@ -70,33 +93,76 @@ def build_project(data_dir: Path) -> None:
 
 
 def shoot(url: str, out: Path) -> None:
-    """Visit each tab and save a full-page screenshot."""
-    from playwright.sync_api import expect, sync_playwright
+    """Visit each tab (fine-tuning briefly on the way) and save a screenshot of each."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(url)
-        expect(page.locator("#gallery .thumbnail-item img").first).to_be_visible(timeout=30_000)
-        page.wait_for_timeout(2000)
-        page.screenshot(path=str(out / "explore.png"))
-        page.locator("#gallery .thumbnail-item").nth(2).click()
-        page.get_by_role("tab", name="Explain").click()
-        expect(page.locator("#explain-info")).to_contain_text("explaining", timeout=30_000)
-        page.wait_for_timeout(800)
-        page.screenshot(path=str(out / "explain.png"))
-        page.get_by_role("tab", name="Annotate").click()
-        expect(page.locator("#annot canvas")).to_be_visible()
-        page.wait_for_timeout(800)
-        page.screenshot(path=str(out / "annotate.png"), full_page=True)
-        for tab, name in (("Fine-tune", "finetune"), ("Compare", "compare"), ("Models", "models")):
-            page.get_by_role("tab", name=tab).click()
-            if name == "compare":
-                page.locator("#compare-run").click()
-                expect(page.locator("#compare-note")).to_contain_text("Before", timeout=60_000)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+        shoot_explore(page, out)
+        shoot_explain_and_annotate(page, out)
+        shoot_finetune(page, out)
+        shoot_compare(page, out)
+        page.get_by_role("tab", name="Models").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "models.png"), full_page=True)
         browser.close()
+
+
+def shoot_explore(page: Any, out: Path) -> None:
+    """The gallery sorted by EPG of the active model, worst first."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#gallery .thumbnail-item img").first).to_be_visible(timeout=30_000)
+    page.get_by_label("Sort by").click()
+    page.get_by_role("option", name="EPG of the active model (worst first)").click()
+    expect(page.locator("#gallery-summary")).to_contain_text("Images", timeout=30_000)
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(out / "explore.png"))
+
+
+def shoot_explain_and_annotate(page: Any, out: Path) -> None:
+    """An image with a box: its explanation, then the box editor."""
+    from playwright.sync_api import expect
+
+    page.locator("#gallery .thumbnail-item").nth(1).click()
+    page.get_by_role("tab", name="Explain").click()
+    expect(page.locator("#explain-info")).to_contain_text("explaining", timeout=30_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(out / "explain.png"))
+    page.get_by_role("tab", name="Annotate").click()
+    expect(page.locator("#annot canvas")).to_be_visible()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(out / "annotate.png"), full_page=True)
+
+
+def shoot_finetune(page: Any, out: Path) -> None:
+    """A short fine-tune (2 epochs of a few steps) through the UI, shot when it has finished."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Max steps per epoch (0: all)").fill("6")
+    page.locator("#start-training").click()
+    expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=400_000)
+    page.get_by_text("Advanced settings").click()  # fold it again
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(out / "finetune.png"), full_page=True)
+
+
+def shoot_compare(page: Any, out: Path) -> None:
+    """The baseline against the fine-tune's best checkpoint."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Refresh checkpoints").click()
+    page.wait_for_timeout(1000)
+    page.locator("#compare-run").click()
+    expect(page.locator("#compare-note")).to_contain_text("Before", timeout=120_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(out / "compare.png"), full_page=True)
 
 
 def main() -> int:

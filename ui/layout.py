@@ -185,8 +185,9 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
                 poll, poll_inputs, poll_outputs = build_finetune_tab(deps, project)
             with gr.Tab("Compare", id="compare"):
                 on_load = [build_compare_tab(deps, project)]
-            with gr.Tab("Models", id="models"):
+            with gr.Tab("Models", id="models") as models_tab:
                 on_load.append(build_models_tab(deps, project))
+                models_tab.select(on_load[-1][0], project, on_load[-1][1], api_visibility="private")  # new runs
         gr.Button(visible=False).click(lambda: gr.update(choices=explore.project_names(deps)), None, project,
                                        api_name="projects")
         demo.load(explore_parts["refresh"], explore_parts["inputs"], explore_parts["outputs"], api_visibility="private")

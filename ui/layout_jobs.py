@@ -44,8 +44,10 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     status = gr.Textbox(label="Status", interactive=False, elem_id="train-status")
     progress = gr.HTML(finetune.progress_html(0, "idle", ""), elem_id="train-progress")
     with gr.Row():
-        loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Training losses", height=260)
-        metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", title="Validation metrics", height=260)
+        loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Training losses", height=260,
+                                visible=False)
+        metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", title="Validation metrics", height=260,
+                                  visible=False)
     runs = gr.Dataframe(headers=finetune.RUN_COLUMNS, label="Run history", interactive=False, max_height=260)
     run_state = gr.State(None)
     timer = gr.Timer(POLL_SECONDS, active=False)
@@ -58,8 +60,9 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
         return finetune.start_training(deps, name, options)
 
     def poll(name: str, state: dict[str, Any] | None) -> tuple:
-        *shown, active = finetune.poll_training(deps, name, state)
-        return (*shown, gr.Timer(active=active))
+        bar, losses, metrics, history, active = finetune.poll_training(deps, name, state)
+        curves = (gr.update(value=frame, visible=not frame.empty) for frame in (losses, metrics))  # no empty axes
+        return (bar, *curves, history, gr.Timer(active=active))
 
     advanced = [loss, attribution, layer, target, lam, lr, epochs, batch, fraction, dilation, max_steps]
     poll_inputs, poll_outputs = [project, run_state], [progress, loss_plot, metric_plot, runs, timer]
@@ -75,10 +78,10 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
 def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:
     """Two checkpoints: metric table, per-image before|after, activate, HTML report."""
     with gr.Row():
-        before = gr.Dropdown([], label="Before", elem_id="compare-before", allow_custom_value=True)
-        after = gr.Dropdown([], label="After", elem_id="compare-after", allow_custom_value=True)
-        sort = gr.Dropdown(list(compare.SORTS), value="Largest EPG gain", label="Sort images by")
-        refresh = gr.Button("Refresh checkpoints", size="sm")
+        before = gr.Dropdown([], label="Before", elem_id="compare-before", allow_custom_value=True, scale=3)
+        after = gr.Dropdown([], label="After", elem_id="compare-after", allow_custom_value=True, scale=3)
+        sort = gr.Dropdown(list(compare.SORTS), value="Largest EPG gain", label="Sort images by", scale=2)
+        refresh = gr.Button("Refresh checkpoints", size="sm", scale=1, min_width=120)
     with gr.Row():
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
         activate = gr.Button("Activate 'after' model", elem_id="compare-activate")
@@ -88,7 +91,7 @@ def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[An
     pairs = gr.Gallery(label="Explanations: before | after", columns=4, height=420, format="png",
                        allow_preview=True)
     images = gr.Dataframe(label="Per-image results", interactive=False, max_height=300)
-    report = gr.File(label="Report")
+    report = gr.File(label="Report", visible=False)  # shown once exported: no empty drop zone
 
     def choices(name: str) -> tuple:
         if not name:
@@ -103,7 +106,8 @@ def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[An
     run.click(lambda *v: compare.compare_checkpoints(deps, *v), inputs, [metrics, images, pairs, note],
               api_name="compare")
     activate.click(lambda n, b: compare.activate(deps, n, b), [project, after], note, api_name="activate")
-    export.click(lambda *v: compare.export_report(deps, *v), inputs, report, api_name="export_report")
+    export.click(lambda *v: gr.update(value=compare.export_report(deps, *v), visible=True), inputs, report,
+                 api_name="export_report")
     return choices, [before, after]
 
 

@@ -30,9 +30,9 @@ class TrainConfig:
     loss: str = "energy"
     attribution: str = "bcos"
     layer: str = "input"
-    lam: float = 1e-3
-    lr: float = 1e-4
-    epochs: int = 5
+    lam: float = 0.5  # demo evidence (bench/RESULTS.md); the paper's 1e-3 barely moves a 10%-boxed run
+    lr: float = 1e-4  # paper recipe (Adam)
+    epochs: int = 2
     batch_size: int = 64
     annotated_fraction: float = 1.0
     box_dilation: float = 0.0

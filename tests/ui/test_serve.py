@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 import services.demo
+import services.explanations
 import ui.layout
 from services.commands import serve
 from services.settings import Settings
@@ -34,8 +35,9 @@ def fake_demo(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 @pytest.fixture()
 def launched(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Stop `launch` from serving; record the deps it was handed."""
+    """Stop `launch` from serving (and from changing torch's thread count); record the deps it was handed."""
     seen: list[object] = []
+    monkeypatch.setattr(services.explanations, "configure_serving_threads", lambda settings: None)  # process-wide
     monkeypatch.setattr(ui.layout, "launch", lambda settings, *, deps=None, **_: seen.append(deps))
     return seen
 

@@ -54,9 +54,8 @@ def compute(deps: AppDeps, request: ExplainRequest, method: str, layer: str, cla
     method_key, layer_key = METHODS.get(method, method), LAYERS.get(layer, layer)
     try:
         if class_name in (None, "", PREDICTED):
-            first = deps.explanations.explain(request, method_key, layer_key, 0)
-            predicted = max(range(len(first.logits)), key=first.logits.__getitem__)
-            return first if predicted == 0 else deps.explanations.explain(request, method_key, layer_key, predicted)
+            predicted = deps.explanations.predicted_class(request)
+            return deps.explanations.explain(request, method_key, layer_key, predicted)
         if class_name not in request.classes:
             raise gr.Error(f"{class_name!r} is not a class of this project; choose one of {', '.join(request.classes)}")
         return deps.explanations.explain(request, method_key, layer_key, request.classes.index(class_name))

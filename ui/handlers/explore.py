@@ -35,17 +35,20 @@ def project_filters(deps: AppDeps, project: str) -> dict[str, list[str]]:
     return {key: [ANY, *values] for key, values in choices.items()}
 
 
-def _caption(row: Any) -> str:
-    parts = [f"#{row.image_id} {row.split}"]
-    if row.epg is not None:
-        parts.append(f"EPG {row.epg:.2f}")
-    if row.score is not None:
+def _caption(row: Any, sort: str) -> str:
+    """A short tile caption (tiles are ~140 px wide): id, the score sorted on, ✗ when wrong, box count."""
+    parts = [f"#{row.image_id}"]
+    if sort.startswith("confidence") and row.score is not None:
         parts.append(f"conf {row.score:.2f}")
+    elif row.epg is not None:
+        parts.append(f"EPG {row.epg:.2f}")
+    else:
+        parts.append(row.split)
     if row.correct is False:
-        parts.append("✗ wrong")
+        parts.append("✗")
     if row.box_count:
         parts.append(f"□{row.box_count}")
-    return " · ".join(parts)
+    return " ".join(parts)
 
 
 def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group: str, annotated: str,
@@ -65,7 +68,7 @@ def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group
     )
     with transaction(deps) as session:
         result = page_images(session, require_project(session, project).id, flt, int(page or 0), PAGE_SIZE)
-    items = [(str(resolve_image_path(r.path, deps.data_dir)), _caption(r)) for r in result.rows]
+    items = [(str(resolve_image_path(r.path, deps.data_dir)), _caption(r, flt.sort)) for r in result.rows]
     return items, summary(result), result.page, [r.image_id for r in result.rows]
 
 

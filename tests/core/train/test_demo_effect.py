@@ -1,0 +1,43 @@
+"""The demo's promise in miniature: a short guided fine-tune from the shipped baseline fixes the shortcut."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.data import CLASSES, GROUPS, demo_records, generate_demo_dataset
+from core.train import TrainConfig, load_checkpoint
+from core.train.evaluate import evaluate
+from core.train.fine_tune import fine_tune
+from core.train.loop import TrainData, build_loader, to_device
+
+BASELINE = Path(__file__).resolve().parents[3] / "checkpoints" / "demo-baseline.pt"
+
+
+def _test_metrics(model: torch.nn.Module, data: TrainData, records: list) -> dict:
+    loader = build_loader(records, data, 100, shuffle=False, seed=0)
+    return evaluate(model, (to_device(b, torch.device("cpu")) for b in loader), multi_label=False,
+                    group_names=list(GROUPS)).metrics
+
+
+@pytest.mark.skipif(not BASELINE.exists(), reason="the shipped baseline checkpoints/demo-baseline.pt is missing")
+def test_short_guided_fine_tune_raises_worst_group_accuracy(tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp("demo")
+    generate_demo_dataset(directory)  # the real demo set, as a new user gets it
+    test = demo_records(directory, "test")[::4]  # 200 images, still balanced across the four groups
+    data = TrainData(train=demo_records(directory, "train"), val=demo_records(directory, "val")[::4],
+                     classes=list(CLASSES), image_size=64, multi_label=False, group_names=list(GROUPS))
+    baseline = load_checkpoint(BASELINE)
+    before = _test_metrics(baseline.model, data, test)
+    assert before["worst_group_accuracy"] <= 0.3, "the shipped baseline should follow the corner badge"
+
+    cfg = TrainConfig(epochs=1, max_steps_per_epoch=16, device="cpu")  # the one-click defaults, shortened
+    result = fine_tune(baseline.model, data, cfg, out_dir=tmp_path_factory.mktemp("ckpt"))
+    after = _test_metrics(load_checkpoint(Path(result.best["path"])).model, data, test)
+
+    assert after["worst_group_accuracy"] >= before["worst_group_accuracy"] + 0.3, (before, after)
+    assert after["epg"] >= before["epg"] + 0.1, (before, after)
+    aligned = [after["group_accuracy"][g] for g in ("warm/cue-warm", "cool/cue-cool")]
+    assert min(aligned) >= 0.9, after
