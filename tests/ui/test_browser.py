@@ -20,7 +20,10 @@ expect = playwright_api.expect
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions",
+                 # two tabs in one test: keep the one in the background running at full speed
+                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                 "--disable-backgrounding-occluded-windows"]
 REPO = Path(__file__).resolve().parents[2]
 SHOWN = display_scale(SIZE, SIZE)  # the editor gets the 32×32 images enlarged 16× (512 px)
 

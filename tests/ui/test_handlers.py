@@ -204,5 +204,8 @@ def test_activate_and_training_guards(tiny: TinyProject) -> None:
 
 
 def test_train_argv_passes_only_changed_settings(tiny: TinyProject) -> None:
-    argv = finetune.train_argv(tiny.deps, tiny.name, finetune.TrainOptions(loss="energy", epochs=1, lam=0.5))
-    assert argv[argv.index("train"):] == ["train", "--project", "tiny", "--json", "--lam", "0.5", "--epochs", "1"]
+    defaults = finetune.DEFAULTS
+    lam, epochs = defaults.lam * 2 + 0.25, defaults.epochs + 1  # differ from whatever the defaults are
+    argv = finetune.train_argv(tiny.deps, tiny.name, finetune.TrainOptions(loss=defaults.loss, epochs=epochs, lam=lam))
+    assert argv[argv.index("train"):] == ["train", "--project", "tiny", "--json", "--lam", str(lam),
+                                          "--epochs", str(epochs)]
