@@ -98,7 +98,8 @@ class Explainer:
 
     # -- public API --------------------------------------------------------------------------------
     def attribute(
-        self, images: Tensor, targets: Tensor, *, create_graph: bool = False, contrast: bool = False
+        self, images: Tensor, targets: Tensor, *, create_graph: bool = False, contrast: bool = False,
+        rows: Tensor | None = None,
     ) -> Attribution:
         """Explain ``targets`` from one forward pass and one batched gradient call.
 
@@ -107,12 +108,15 @@ class Explainer:
             targets: ``(B,)`` long class indices.
             create_graph: keep the graph so the maps can be differentiated (guided training).
             contrast: explain ``logit_t − max_{c≠t} logit_c`` instead of ``logit_t``.
+            rows: ``(B,)`` bool; only these images' scores are explained (the other maps are zero, and
+                no graph is built for them): guided training explains the annotated images only.
 
         Returns:
             :class:`Attribution` with ``logits (B, C)`` and raw ``maps (B, h, w)`` at the layer resolution.
         """
         self._check(images, targets)
-        return self._attribute(images, targets, create_graph=create_graph, contrast=contrast, graph_free=False)
+        return self._attribute(images, targets, create_graph=create_graph, contrast=contrast, graph_free=False,
+                               rows=rows)
 
     def __call__(self, images: Tensor, targets: Tensor, *, contrast: bool = False) -> Tensor:
         """Maps upsampled bilinearly to the input size, without any graph.
@@ -132,10 +136,11 @@ class Explainer:
 
     # -- the algorithm -----------------------------------------------------------------------------
     def _attribute(
-        self, images: Tensor, targets: Tensor, *, create_graph: bool, contrast: bool, graph_free: bool
+        self, images: Tensor, targets: Tensor, *, create_graph: bool, contrast: bool, graph_free: bool,
+        rows: Tensor | None = None,
     ) -> Attribution:
         logits, feature = self._forward(images, graph_free=graph_free)
-        score = self._score(logits, targets, contrast)
+        score = self._score(logits, targets, contrast, rows)
         grad = self._gradient(score, feature, create_graph=create_graph)
         with torch.set_grad_enabled(create_graph):
             maps = self._combine(feature, grad)
@@ -144,10 +149,13 @@ class Explainer:
         return Attribution(logits=logits, maps=maps)
 
     @staticmethod
-    def _score(logits: Tensor, targets: Tensor, contrast: bool) -> Tensor:
-        """``Σ_i score_i`` (a scalar): one gradient call covers the whole batch."""
+    def _score(logits: Tensor, targets: Tensor, contrast: bool, rows: Tensor | None = None) -> Tensor:
+        """``Σ_i score_i`` (a scalar) over all images or the selected `rows`: one gradient call per batch."""
         with torch.enable_grad():  # also under the caller's no_grad: the logits carry the post-layer graph
-            return target_scores(logits, targets.to(logits.device), contrast=contrast).sum()
+            scores = target_scores(logits, targets.to(logits.device), contrast=contrast)
+            if rows is not None:
+                scores = torch.where(rows.to(scores.device), scores, torch.zeros_like(scores))
+            return scores.sum()
 
     def _gradient(self, score: Tensor, feature: Tensor, *, create_graph: bool) -> Tensor:
         """``∂ score / ∂ feature``, same shape as ``feature``."""

@@ -52,7 +52,8 @@ class IntegratedGradients(Explainer):
         return max(1, min(self.steps, self.internal_batch_size // batch))
 
     def _attribute(
-        self, images: Tensor, targets: Tensor, *, create_graph: bool, contrast: bool, graph_free: bool
+        self, images: Tensor, targets: Tensor, *, create_graph: bool, contrast: bool, graph_free: bool,
+        rows: Tensor | None = None,
     ) -> Attribution:
         batch, m = images.shape[0], self.steps
         per_pass = self._steps_per_pass(batch)
@@ -65,7 +66,7 @@ class IntegratedGradients(Explainer):
             step_logits, scaled = self._forward(
                 images.repeat(n, 1, 1, 1), graph_free=graph_free, alphas=alphas.repeat_interleave(batch)
             )
-            score = self._score(step_logits, targets.repeat(n), contrast)
+            score = self._score(step_logits, targets.repeat(n), contrast, None if rows is None else rows.repeat(n))
             grad = self._gradient(score, scaled, create_graph=create_graph)  # (n*B, K, h, w)
             grad_sum = grad_sum + grad.unflatten(0, (n, batch)).sum(dim=0)
             if start + n == m:  # the last rows have α = 1: the plain forward pass

@@ -89,7 +89,7 @@ def guided_step(
     with torch.autocast(images.device.type, dtype=autocast_dtype or torch.bfloat16,
                         enabled=autocast_dtype is not None):
         if any_box:
-            attribution = explainer.attribute(images, classes, create_graph=True, contrast=contrast)
+            attribution = explainer.attribute(images, classes, create_graph=True, contrast=contrast, rows=has_box)
             logits = attribution.logits
             per_image = loss_fn(attribution.maps.float(), masks)
             localisation = torch.where(has_box, per_image, torch.zeros_like(per_image)).sum()

@@ -20,10 +20,7 @@ expect = playwright_api.expect
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions",
-                 # two tabs in one test: keep the one in the background running at full speed
-                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                 "--disable-backgrounding-occluded-windows"]
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 REPO = Path(__file__).resolve().parents[2]
 SHOWN = display_scale(SIZE, SIZE)  # the editor gets the 32×32 images enlarged 16× (512 px)
 
@@ -51,6 +48,7 @@ def draw_box(page, label: str, x0: float, y0: float, x1: float, y1: float) -> No
 
     The editor shows the image enlarged `SHOWN` times, then fits it to the canvas width (never upscaling).
     """
+    page.bring_to_front()  # a background tab (two-tab test) is throttled: drawing there took ~18 s
     page.locator('#annot button[aria-label="Create box"]').click()
     canvas = page.locator("#annot canvas").bounding_box()
     shown_width = SIZE * SHOWN
