@@ -200,8 +200,14 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments of `demo.launch` every server needs (files, style, keyboard, login)."""
-    return {"auth": settings.auth_pair, "allowed_paths": [str(settings.data_dir.resolve())], "css": CSS,
+    """Keyword arguments of `demo.launch` every server needs (files, style, keyboard, login).
+
+    Images and cached explanations under the data dir may be served; the database files and the
+    checkpoints never are (allowed_paths would otherwise let any visitor download them).
+    """
+    data = settings.data_dir.resolve()
+    blocked = [str(data / name) for name in ("studio.db", "studio.db-wal", "studio.db-shm", "checkpoints", "runs")]
+    return {"auth": settings.auth_pair, "allowed_paths": [str(data)], "blocked_paths": blocked, "css": CSS,
             "head": KEYS_JS, "show_error": True, "footer_links": []}
 
 

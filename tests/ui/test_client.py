@@ -95,3 +95,16 @@ def test_cancel_stops_a_long_fine_tune(served: tuple[str, TinyProject]) -> None:
     _wait_for(lambda: _run_status(tiny) == "cancelled", 90, "the run to reach 'cancelled'")
     bar, *_ = client.predict("tiny", api_name="/poll_training")
     assert "cancelled" in bar
+
+
+def test_database_and_checkpoints_cannot_be_downloaded(served: tuple[str, TinyProject]) -> None:
+    import httpx
+
+    url, project = served
+    data = project.deps.settings.data_dir.resolve()
+    image = next(data.rglob("*.png"))
+    assert httpx.get(f"{url}gradio_api/file={image}").status_code == 200  # images are served
+    for secret in [data / "studio.db", *sorted((data / "checkpoints").glob("*.pt"))[:1]]:
+        assert secret.exists()
+        response = httpx.get(f"{url}gradio_api/file={secret}")
+        assert response.status_code in (403, 404), (secret, response.status_code)
