@@ -54,7 +54,7 @@ def test_wrong_architecture_is_named(tmp_path: Path) -> None:
 
 def test_wrong_class_count_is_named(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path, _small(3), classes=["a", "b", "c"])
-    with pytest.raises(CheckpointError, match="trained for 3 classes .* but the project has 2"):
+    with pytest.raises(CheckpointError, match=r"trained for 3 classes .* but the project has 2"):
         load_checkpoint(path, expected_classes=["a", "b"])
 
 
