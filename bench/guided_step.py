@@ -1,10 +1,10 @@
 """Benchmark: one guided training step vs one plain classification step, per layer, JSON out.
 
-Guided step (Rao et al., ICCV 2023, §3): forward the batch, B-cos explanation with ``create_graph=True``
-for the annotated half only, Energy loss summed over it, classification BCE on the whole batch, backward,
-optimizer step. Plain step: forward, BCE, backward, optimizer step. The annotated half goes through the
-explainer (its forward gives that half's logits) and the other half through a plain forward, so every
-image is forwarded once and only annotated images pay for the explanation.
+Both steps are the trainer's own, ``core.train.step.guided_step`` followed by ``backward()`` and an Adam step
+(Rao et al., ICCV 2023, §3). Guided: one forward through the B-cos explainer, the explanation with
+``create_graph=True`` for the annotated rows only (``explainer.attribute(..., rows=has_box)``), the Energy
+loss summed over them plus BCE on the whole batch, backward. Plain: the same function with λ = 0, which
+takes a plain forward and BCE. Half of the batch is annotated (one box per image).
 
 Run from the repository root: ``python bench/guided_step.py [--quick]`` (prints one JSON object).
 """
@@ -12,6 +12,7 @@ Run from the repository root: ``python bench/guided_step.py [--quick]`` (prints 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -30,51 +31,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.bcos import resnet18
 from core.explain import EXPLAINERS
-from core.guidance import LOSSES, boxes_to_masks
+from core.guidance import LOSSES
+from core.train.step import guided_step
 
 log = logging.getLogger("bench.guided_step")
 LAYERS = ("input", "mid2", "final")
 
 
-def make_batch(batch: int, size: int, classes: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``images (B, 3, S, S)``, multi-hot ``labels (B, C)``, one target class per image ``(B,)`` and its
-    box mask ``(B, S, S)`` (one random box per image)."""
+def make_batch(batch: int, size: int, classes: int, seed: int) -> dict[str, Tensor]:
+    """A ``core.data.collate_guidance``-like batch: one class and one random box per image, first half annotated."""
     gen = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch, 3, size, size, generator=gen)
-    targets = torch.randint(0, classes, (batch,), generator=gen)
-    labels = F.one_hot(targets, classes).float()
+    labels = torch.randint(0, classes, (batch,), generator=gen)
     corners = torch.rand(batch, 1, 4, generator=gen) * size
     boxes = torch.cat((corners[..., :2].minimum(corners[..., 2:]), corners[..., :2].maximum(corners[..., 2:])), -1)
-    masks = boxes_to_masks(boxes, torch.ones(batch, 1, dtype=torch.bool), size, size)
-    return images, labels, targets, masks
+    return {
+        "images": torch.rand(batch, 3, size, size, generator=gen), "label": labels,
+        "target": F.one_hot(labels, classes).float(), "boxes": boxes, "box_labels": labels[:, None],
+        "box_valid": torch.ones(batch, 1, dtype=torch.bool), "annotated": torch.arange(batch) < batch // 2,
+    }  # fmt: skip
 
 
-def plain_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[Tensor, ...]) -> None:
-    """Forward, BCE, backward, optimizer step."""
-    images, labels, _, _ = batch
-    optimizer.zero_grad(set_to_none=True)
-    F.binary_cross_entropy_with_logits(model(images), labels).backward()
-    optimizer.step()
-
-
-def guided_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[Tensor, ...], layer: str, lam: float, split: bool
+def trainer_step(
+    model: nn.Module, explainer: object, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], lam: float
 ) -> None:
-    """Plain step plus the Energy loss on the first half of the batch (the annotated images).
-
-    ``split``: explain only the annotated half (two half-batch forwards); otherwise one full-batch forward
-    through the explainer, explaining every image and using the loss of the annotated half only.
-    """
-    images, labels, targets, masks = batch
-    half = images.shape[0] // 2
+    """``core.train.step.guided_step`` (multi-label BCE, Energy), backward, Adam step; λ = 0 is the plain step."""
     optimizer.zero_grad(set_to_none=True)
-    with EXPLAINERS["bcos"](model, layer=layer) as explainer:
-        out = explainer.attribute(
-            images[:half] if split else images, targets[:half] if split else targets, create_graph=True
-        )
-    logits = torch.cat((out.logits, model(images[half:]))) if split else out.logits
-    localisation = LOSSES["energy"](out.maps[:half], masks[:half]).sum()
-    (F.binary_cross_entropy_with_logits(logits, labels) + lam * localisation).backward()
+    loss, _ = guided_step(model, explainer, batch, loss_fn=LOSSES["energy"], lam=lam, multi_label=True,
+                          generator=torch.Generator().manual_seed(0))
+    loss.backward()
     optimizer.step()
 
 
@@ -117,13 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classes", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lam", type=float, default=1e-3, help="λ of the Energy loss")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--split",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="explain only the annotated half (two half-batch forwards) instead of one full-batch forward",
-    )
+    parser.add_argument("--threads", type=int, default=1, help="1: see bench/RESULTS.md (OpenMP on shared cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="64², batch 8")
     args = parser.parse_args(argv)
@@ -141,10 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     model = resnet18(num_classes=args.classes).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     batch = make_batch(args.batch, args.size, args.classes, args.seed)
-    steps = {"plain": lambda: plain_step(model, optimizer, batch)}
-    for layer in LAYERS:
-        steps[layer] = lambda layer=layer: guided_step(model, optimizer, batch, layer, args.lam, args.split)
-    seconds = interleaved_medians(steps, args.repeats)
+    with contextlib.ExitStack() as stack:
+        explainers = {layer: stack.enter_context(EXPLAINERS["bcos"](model, layer=layer)) for layer in LAYERS}
+        steps = {"plain": lambda: trainer_step(model, explainers["input"], optimizer, batch, 0.0)}
+        for layer in LAYERS:
+            steps[layer] = lambda layer=layer: trainer_step(model, explainers[layer], optimizer, batch, args.lam)
+        seconds = interleaved_medians(steps, args.repeats)
     log.info("seconds: %s", seconds)
     result = {
         "bench": "guided_step",
@@ -153,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "size": args.size,
         "batch": args.batch,
         "annotated": args.batch // 2,
-        "split": args.split,
+        "step": "core.train.step.guided_step + backward + Adam (plain: the same with λ = 0)",
         "repeats": args.repeats,
         "seconds": seconds,
     }

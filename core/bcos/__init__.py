@@ -8,7 +8,7 @@ from core.bcos.encoding import (
     InverseEncoding,
     prior_logit_bias,
 )
-from core.bcos.explanation import ExplainableModule, explanation_mode, is_explaining
+from core.bcos.explanation import ExplainableModule, constant_factors, explanation_mode, is_explaining
 from core.bcos.linear import BcosLinear
 from core.bcos.norm import UncentredBatchNorm2d
 from core.bcos.registry import ARCHITECTURES, build_model
@@ -29,6 +29,7 @@ __all__ = [
     "bcosify",
     "bcosify_input",
     "build_model",
+    "constant_factors",
     "explanation_mode",
     "is_explaining",
     "load_torchvision_weights",

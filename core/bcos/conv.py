@@ -9,7 +9,7 @@ from torch.nn.modules.utils import _pair
 
 from core.bcos.explanation import ExplainableModule, gate_dynamic_factor
 
-__all__ = ["BcosConv2d", "bcos_scale", "patch_norms"]
+__all__ = ["BcosConv2d", "bcos_scale", "constant_bcos_scale", "patch_norms"]
 
 # Stabilises the patch norm of all-zero patches (zero padding, dead channels).
 NORM_EPS = 1e-6
@@ -32,6 +32,17 @@ def bcos_scale(linear_out: Tensor, norms: Tensor, b: float) -> Tensor:
     return ((linear_out / norms).abs() + 1e-6).pow(b - 1)
 
 
+def constant_bcos_scale(linear_out: Tensor, norms: Tensor, b: float) -> Tensor:
+    """:func:`bcos_scale` computed without a graph and with in-place steps (one full-size allocation).
+
+    Same values and shapes as :func:`bcos_scale`; for :func:`core.bcos.explanation.constant_factors`.
+    """
+    with torch.no_grad():
+        if b == 2:
+            return linear_out.abs().div_(norms)
+        return linear_out.div(norms).abs_().add_(1e-6).pow_(b - 1)
+
+
 def patch_norms(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """Norm of every input patch that ``conv`` sees, ``sqrt(Σ_patch x² + 1e-6)``.
 
@@ -48,7 +59,11 @@ def patch_norms(x: Tensor, conv: nn.Conv2d) -> Tensor:
     padding = _pair(conv.padding)
     dilation = _pair(conv.dilation)
     pool_ok = dilation == (1, 1) and all(p <= k // 2 for p, k in zip(padding, kernel))
-    if pool_ok:
+    if kernel == (1, 1) and padding == (0, 0):
+        # A 1×1 window is the pixel itself: the pooled sum is a strided view, no pooling kernel needed.
+        stride = _pair(conv.stride)
+        sums = squares[..., :: stride[0], :: stride[1]]
+    elif pool_ok:
         # Zero padding counts as zeros in a sum, so a divisor-free average pool is the window sum.
         sums = F.avg_pool2d(squares, kernel, conv.stride, padding, divisor_override=1)
     else:
@@ -122,6 +137,9 @@ class BcosConv2d(ExplainableModule):
         out = F.conv2d(x, self.effective_weight(), None, conv.stride, conv.padding, conv.dilation, conv.groups)
         if self.b == 1:
             return out
+        if self.constant_factors:  # explanation-only forward: no graph for the factor (see constant_factors)
+            # In place: `out` is this layer's own intermediate, and a constant factor needs only itself saved.
+            return out.mul_(constant_bcos_scale(out, patch_norms(x, conv), self.b))
         scale = bcos_scale(out, patch_norms(x, conv), self.b)
         return gate_dynamic_factor(scale, self) * out
 

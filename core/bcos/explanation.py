@@ -17,6 +17,12 @@ detaches at forward time.
 
 The flag lives on the modules (not in a global or thread-local) because autograd runs backward on
 worker threads on CUDA.
+
+:func:`constant_factors` is the cheaper variant for paths that only *read* explanations (no graph is
+kept, nothing is trained): forward passes inside it compute every dynamic factor without a graph, as
+the ``bcos`` package does, so the backward pass neither multiplies gradients into the factors nor
+walks their subgraphs. The input gradient is the same ``W(x)``; parameter gradients would not be the
+reference ones, which is why training never uses it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ExplainableModule", "explanation_mode", "gate_dynamic_factor", "is_explaining"]
+__all__ = ["ExplainableModule", "constant_factors", "explanation_mode", "gate_dynamic_factor", "is_explaining"]
 
 
 class ExplainableModule(nn.Module):
@@ -36,11 +42,14 @@ class ExplainableModule(nn.Module):
 
     Attributes:
         explaining: when True, backward passes treat this module's dynamic factor as a constant.
+        constant_factors: when True, forward passes compute the dynamic factor without a graph
+            (see :func:`constant_factors`).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.explaining = False
+        self.constant_factors = False
 
 
 class _DynamicFactorGate(torch.autograd.Function):
@@ -98,12 +107,38 @@ def explanation_mode(model: nn.Module, enabled: bool = True) -> Iterator[nn.Modu
     Yields:
         ``model`` itself. The previous flag of every module is restored on exit, also on exceptions.
     """
+    with _switched(model, "explaining", enabled):
+        yield model
+
+
+@contextmanager
+def constant_factors(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Compute every dynamic factor of ``model`` without a graph in forward passes run inside.
+
+    For explanation-only paths (no ``create_graph``, no training): the gradient of an output w.r.t. the
+    input is then the dynamic-linear weight ``W(x)`` in any mode, and the backward pass skips the
+    factors' subgraphs (one full-size multiply per layer fewer, nothing saved for them). Parameter
+    gradients taken inside are *not* the reference ones (the factors' dependence on the weights is cut).
+
+    Args:
+        model: any module; its :class:`ExplainableModule` submodules are switched.
+        enabled: False leaves the factors differentiable (a no-op switch).
+
+    Yields:
+        ``model`` itself. The previous flags are restored on exit, also on exceptions.
+    """
+    with _switched(model, "constant_factors", enabled):
+        yield model
+
+
+@contextmanager
+def _switched(model: nn.Module, flag: str, enabled: bool) -> Iterator[None]:
     modules = [m for m in model.modules() if isinstance(m, ExplainableModule)]
-    previous = [m.explaining for m in modules]
+    previous = [getattr(m, flag) for m in modules]
     try:
         for m in modules:
-            m.explaining = enabled
-        yield model
+            setattr(m, flag, enabled)
+        yield
     finally:
-        for m, flag in zip(modules, previous):
-            m.explaining = flag
+        for m, value in zip(modules, previous):
+            setattr(m, flag, value)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.bcos.conv import NORM_EPS, bcos_scale
+from core.bcos.conv import NORM_EPS, bcos_scale, constant_bcos_scale
 from core.bcos.explanation import ExplainableModule, gate_dynamic_factor
 
 __all__ = ["BcosLinear"]
@@ -50,6 +50,8 @@ class BcosLinear(ExplainableModule):
         if self.b == 1:
             return out
         norms = (x.pow(2).sum(-1, keepdim=True) + NORM_EPS).sqrt()  # (..., 1)
+        if self.constant_factors:
+            return out * constant_bcos_scale(out, norms, self.b)
         return gate_dynamic_factor(bcos_scale(out, norms, self.b), self) * out
 
     def extra_repr(self) -> str:

@@ -64,6 +64,10 @@ class UncentredBatchNorm2d(ExplainableModule):
                 self._update_running_var(var)
         else:
             var = self.running_var
+        if self.constant_factors:  # explanation-only forward: 1/std without a graph
+            with torch.no_grad():
+                constant = self.weight * (var + self.eps).rsqrt()
+            return constant[None, :, None, None] * x
         inv_std = (var + self.eps).rsqrt()
         # γ stays outside the gate (it is a parameter, not data-dependent); one full-size multiply.
         scale = self.weight * gate_dynamic_factor(inv_std, self)

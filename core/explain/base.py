@@ -128,11 +128,31 @@ class Explainer:
         Returns:
             ``(B, H, W)`` detached attributions.
         """
+        maps = self.attribute_detached(images, targets, contrast=contrast).maps
+        return upsample(maps, images.shape[-2:])
+
+    def attribute_detached(self, images: Tensor, targets: Tensor, *, contrast: bool = False) -> Attribution:
+        """Like :meth:`attribute`, but without any graph: the cheap path for evaluation and display.
+
+        Nothing before the layer records a graph, and an explainer may skip further work that only a graph
+        needs (B-cos: dynamic factors computed as constants). Same values as ``attribute(...)``.
+
+        Args:
+            images: ``(B, 3, H, W)``; never modified.
+            targets: ``(B,)`` long.
+            contrast: explain ``logit_t − max_{c≠t} logit_c`` instead of ``logit_t``.
+
+        Returns:
+            :class:`Attribution` with detached ``logits (B, C)`` and raw ``maps (B, h, w)``.
+        """
         self._check(images, targets)
-        with graph_free_block():
+        with graph_free_block(), self._graph_free_context():
             images, targets = usable_in_autograd(images), usable_in_autograd(targets)
-            maps = self._attribute(images, targets, create_graph=False, contrast=contrast, graph_free=True).maps
-            return upsample(maps, images.shape[-2:])
+            return self._attribute(images, targets, create_graph=False, contrast=contrast, graph_free=True)
+
+    def _graph_free_context(self) -> contextlib.AbstractContextManager[object]:
+        """Entered around graph-free explanations; subclasses may make the model skip work nobody needs."""
+        return contextlib.nullcontext()
 
     # -- the algorithm -----------------------------------------------------------------------------
     def _attribute(

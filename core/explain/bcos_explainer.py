@@ -8,10 +8,12 @@ runs inside :func:`core.bcos.explanation_mode`, which makes it return the dynami
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
-from core.bcos import explanation_mode
+from core.bcos import constant_factors, explanation_mode
 from core.explain.base import Explainer, graph_free_block, usable_in_autograd
 
 __all__ = ["BcosExplainer"]
@@ -29,6 +31,10 @@ class BcosExplainer(Explainer):
         with explanation_mode(self.model):
             (grad,) = torch.autograd.grad(score, feature, create_graph=create_graph)
         return grad
+
+    def _graph_free_context(self) -> contextlib.AbstractContextManager[object]:
+        # Without a graph to keep, the factors can be constants from the forward on (same W(x), cheaper backward).
+        return constant_factors(self.model)
 
     def _combine(self, feature: Tensor, grad: Tensor) -> Tensor:
         return (feature * grad).sum(dim=1)  # (B, h, w)
@@ -51,7 +57,7 @@ class BcosExplainer(Explainer):
         if self.layer != "input":
             with BcosExplainer(self.model, "input", channels_last=self.channels_last) as at_input:
                 return at_input.weights(images, targets, contrast=contrast)
-        with graph_free_block():
+        with graph_free_block(), self._graph_free_context():
             images, targets = usable_in_autograd(images), usable_in_autograd(targets)
             logits, feature = self._forward(images, graph_free=True)
             score = self._score(logits, targets, contrast)
