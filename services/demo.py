@@ -101,7 +101,7 @@ def register_baseline(session: Session, settings: Settings, project: Project, pa
 
     arch = read_checkpoint(path)["arch"]
     checkpoint = register_checkpoint(session, project_id=project.id, path=stored_path(path, settings.data_dir),
-                                     sha256=file_sha256(path), arch=arch, note="demo baseline (uses the shortcut)",
+                                     sha256=file_sha256(path), arch=arch, note="demo baseline",
                                      activate=True)
     return checkpoint.id
 

@@ -207,11 +207,14 @@ def _summarise(engine: Engine, settings: Settings, job: _Job, result: Any, statu
         best = next((r for r in rows if checkpoint_file(settings, r.path).resolve() == best_path.resolve()), None)
         project = get_project(session, job.project_id)
         base = get_checkpoint(session, job.base_id)
+        # Before/after are measured as `evaluate` measures (explanations at the input, where a person reads
+        # them), whatever layer was guided; GradCAM has no input-level map, so it stays at its layer.
+        layer = job.config.layer if job.config.attribution == "gradcam" else "input"
         out["before"] = evaluate_checkpoint(session, settings, project, base, split=job.eval_split,
-                                            attribution=job.config.attribution, layer=job.config.layer)
+                                            attribution=job.config.attribution, layer=layer)
         if best is not None:
             out["after"] = evaluate_checkpoint(session, settings, project, best, split=job.eval_split,
-                                               attribution=job.config.attribution, layer=job.config.layer)
+                                               attribution=job.config.attribution, layer=layer)
             out.update(best_checkpoint=str(best_path), best_checkpoint_id=best.id)
         out["message"] = _outcome(out)
     return out

@@ -20,7 +20,7 @@ def _model(seed: int = 0) -> torch.nn.Module:
 
 def test_guided_fine_tune_lowers_loss_and_raises_epg(tiny_data: TrainData, tmp_path: Path) -> None:
     events: list[TrainEvent] = []
-    cfg = TrainConfig(lam=1.0, lr=2e-3, epochs=3, batch_size=16, seed=0, device="cpu")
+    cfg = TrainConfig(lam=1.0, lr=2e-3, epochs=3, batch_size=16, seed=0, device="cpu", layer="input")
     result = fine_tune(_model(), tiny_data, cfg, out_dir=tmp_path, on_event=events.append)
     steps = [e for e in events if e.kind == "step"]
     first = sum(e.losses["localisation"] for e in steps[:6]) / 6
@@ -48,7 +48,7 @@ def test_cancel_leaves_finished_checkpoints_and_no_partial_file(tiny_data: Train
     def should_stop() -> bool:  # cancel in the second epoch, after one checkpoint exists
         return any(e.kind == "eval" for e in events) and sum(e.kind == "step" for e in events) >= 8
 
-    cfg = TrainConfig(lam=1.0, epochs=3, batch_size=16, device="cpu")
+    cfg = TrainConfig(lam=1.0, epochs=3, batch_size=16, device="cpu", layer="input")
     with pytest.raises(TrainingCancelled):
         fine_tune(_model(), tiny_data, cfg, out_dir=tmp_path, on_event=events.append, should_stop=should_stop)
     files = list(tmp_path.iterdir())
