@@ -172,8 +172,9 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
                         scale=3)
             project = gr.Dropdown(names, value=names[0] if names else None, label="Project", elem_id="project",
                                   allow_custom_value=True, scale=1, min_width=240)
-            image_id = gr.Number(None, label="Selected image id", precision=0, elem_id="image-id", scale=1,
-                                 min_width=160)
+            # A callable initial value: with a plain None the frontend shows "0" (gradio issue #6728).
+            image_id = gr.Number(lambda: None, label="Selected image id", precision=0, elem_id="image-id", scale=1,
+                                 min_width=160, placeholder="pick an image in Explore")
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
                 explore_parts = _explore_tab(deps, project, image_id)

@@ -41,7 +41,7 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
             fraction = gr.Slider(0.01, 1.0, DEFAULTS.annotated_fraction, step=0.01, label="Annotated fraction used")
             dilation = gr.Slider(0.0, 1.0, DEFAULTS.box_dilation, step=0.05, label="Box dilation")
             max_steps = gr.Number(0, label="Max steps per epoch (0: all)", precision=0, minimum=0)
-    status = gr.Textbox(label="Status", interactive=False, elem_id="train-status")
+    status = gr.Textbox(label="Last action", interactive=False, elem_id="train-status")
     progress = gr.HTML(finetune.progress_html(0, "idle", ""), elem_id="train-progress")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Training losses", height=260,
