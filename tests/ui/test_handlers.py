@@ -168,6 +168,7 @@ def test_models_list_register_rejects_wrong_classes(tiny: TinyProject, tmp_path:
 
     table = models.list_models(tiny.deps, tiny.name)
     assert table["id"].tolist() == [tiny.checkpoint_id] and table["active"].tolist() == ["●"]
+    assert table["measured on"].tolist() == ["train"] and table["accuracy"].tolist() == [0.5]
     wrong = save_checkpoint(tmp_path, build_model("bcos_small", 3), classes=["a", "b", "c"])
     with pytest.raises(gr.Error, match="3 classes"):
         models.register_file(tiny.deps, tiny.name, str(wrong), "")
@@ -179,6 +180,19 @@ def test_models_list_register_rejects_wrong_classes(tiny: TinyProject, tmp_path:
     good = save_checkpoint(tmp_path, build_model("bcos_small", 2), classes=["warm", "cool"])
     table, message = models.register_file(tiny.deps, tiny.name, str(good), "from a test")
     assert len(table) == 2 and "Registered" in message
+    assert table["measured on"].tolist() == ["", "train"]  # newest first; the new one was never evaluated
+
+
+def test_models_list_prefers_the_latest_test_evaluation(tiny: TinyProject) -> None:
+    from store.runs import record_evaluation
+
+    with session_scope(tiny.deps.engine) as session:
+        record_evaluation(session, checkpoint_id=tiny.checkpoint_id, split="test",
+                          metrics={"accuracy": 0.9, "worst_group_accuracy": 0.7, "epg": 0.6}, results=[])
+        record_evaluation(session, checkpoint_id=tiny.checkpoint_id, split="val", metrics={"accuracy": 0.1},
+                          results=[])
+    row = models.list_models(tiny.deps, tiny.name).iloc[0]
+    assert (row["measured on"], row["accuracy"], row["worst group"], row["epg"]) == ("test", 0.9, 0.7, 0.6)
 
 
 def test_compare_same_checkpoint_and_export_report(tiny: TinyProject) -> None:

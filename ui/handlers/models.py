@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from core.train import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
-from store.models_runs import Checkpoint
+from store.models_runs import Checkpoint, Evaluation
 from store.paths import stored_path
 from store.runs import list_checkpoints, register_checkpoint
 from ui.deps import AppDeps
@@ -21,7 +21,8 @@ from ui.handlers.common import require_project, transaction
 
 log = logging.getLogger(__name__)
 
-MODEL_COLUMNS = ["id", "active", "arch", "created", "parent", "run", "accuracy", "epg", "note", "file"]
+MODEL_COLUMNS = ["id", "active", "arch", "created", "parent", "run", "accuracy", "worst group", "epg", "measured on",
+                 "note", "file"]
 TORCHVISION_ARCHS = ("resnet18", "resnet50")
 MAX_UPLOAD_BYTES = 2 << 30
 
@@ -31,14 +32,36 @@ def _metric(metrics: dict[str, Any], name: str) -> float | None:
     return round(float(value), 4) if isinstance(value, int | float) else None
 
 
+def _headline(session: Any, checkpoints: list[Checkpoint]) -> dict[int, tuple[dict[str, Any], str]]:
+    """Per checkpoint: the metrics of its latest evaluation (test split preferred) and where they were measured;
+    a checkpoint never evaluated falls back to the validation metrics its training run recorded."""
+    found: dict[int, tuple[dict[str, Any], str]] = {}
+    ids = [c.id for c in checkpoints]
+    if ids:
+        evaluations = session.scalars(select(Evaluation).where(Evaluation.checkpoint_id.in_(ids))
+                                      .order_by(Evaluation.id)).all()
+        for e in evaluations:  # later ones win; a test evaluation beats any other split
+            if e.split == "test" or found.get(e.checkpoint_id, ({}, ""))[1] != "test":
+                found[e.checkpoint_id] = (e.metrics or {}, e.split)
+    for c in checkpoints:
+        if c.id not in found and c.metrics and "accuracy" in c.metrics:
+            found[c.id] = (c.metrics, "val (training)")
+    return found
+
+
 def list_models(deps: AppDeps, project: str) -> pd.DataFrame:
     """The project's checkpoints, newest first, with parent (lineage), run and headline metrics."""
     with transaction(deps) as session:
-        rows = [{"id": c.id, "active": "●" if c.active else "", "arch": c.arch,
-                 "created": c.created.strftime("%Y-%m-%d %H:%M"), "parent": c.parent_id or "",
-                 "run": c.run_id or "", "accuracy": _metric(c.metrics, "accuracy"), "epg": _metric(c.metrics, "epg"),
-                 "note": c.note, "file": Path(c.path).name}
-                for c in list_checkpoints(session, require_project(session, project).id)]
+        checkpoints = list_checkpoints(session, require_project(session, project).id)
+        headline = _headline(session, checkpoints)
+        rows = []
+        for c in checkpoints:
+            metrics, where = headline.get(c.id, ({}, ""))
+            rows.append({"id": c.id, "active": "●" if c.active else "", "arch": c.arch,
+                         "created": c.created.strftime("%Y-%m-%d %H:%M"), "parent": c.parent_id or "",
+                         "run": c.run_id or "", "accuracy": _metric(metrics, "accuracy"),
+                         "worst group": _metric(metrics, "worst_group_accuracy"), "epg": _metric(metrics, "epg"),
+                         "measured on": where, "note": c.note, "file": Path(c.path).name})
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
