@@ -27,6 +27,15 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 DISPLAY_SIZE = 256  # small images are shown upscaled to at least this many pixels wide
+MAP_MAX_SIDE = 2048  # larger images are explained into maps and pictures reduced by a power of two
+
+
+def map_scale(width: int, height: int, max_side: int = MAP_MAX_SIDE) -> float:
+    """Map pixels per original pixel: 1, or the largest power of two below 1 that fits `max_side`."""
+    scale, longest = 1.0, max(int(width), int(height), 1)
+    while longest * scale > max_side:
+        scale /= 2
+    return scale
 SERVE_THREADS_ENV = "GUIDANCE_SERVE_THREADS"
 
 
@@ -71,9 +80,10 @@ class Explanation:
     map_path: Path
     scores: dict[str, float]  # class name -> probability (sigmoid for multi-label, softmax otherwise)
     logits: list[float]
+    map_scale: float = 1.0  # map pixels per original pixel: 1, or a power of two below 1 for very large images
 
     def map(self) -> np.ndarray:
-        """The attribution map `(H, W)` at the image's original size."""
+        """The attribution map `(h, w)`: the original size times `map_scale` (floored)."""
         return np.load(self.map_path)
 
 
@@ -163,7 +173,8 @@ class ExplanationService:
             data = json.loads(meta.read_text(encoding="utf-8"))
             colour = self.cache_dir / f"{key.stem}-colour.png"
             found = Explanation(key, self.cache_dir / f"{key.stem}.png", colour if colour.exists() else None,
-                                self.cache_dir / f"{key.stem}.npy", data["scores"], data["logits"])
+                                self.cache_dir / f"{key.stem}.npy", data["scores"], data["logits"],
+                                float(data.get("map_scale", 1.0)))
         except (OSError, ValueError, KeyError):
             return None
         self._remember(found)
@@ -185,6 +196,12 @@ class ExplanationService:
         model = loaded.model
         rgb = load_rgb(request.image_path)  # (H, W, 3) uint8, original size
         batch = images_to_batch([rgb], request.image_size).to(device)  # (1, 3, S, S)
+        scale = map_scale(rgb.shape[1], rgb.shape[0])
+        if scale < 1:  # a huge photo: maps and pictures at a browser-friendly size (the model sees S×S anyway)
+            import cv2
+
+            size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         targets = torch.tensor([key.class_index], device=device)
         with EXPLAINERS[key.method](model, layer=key.layer) as explainer:
             out = explainer.attribute(batch, targets)
@@ -196,10 +213,11 @@ class ExplanationService:
                     colour = bcos_colour(weights[0], batch[0])
         logits = out.logits.detach().float().cpu()[0]
         probs = torch.sigmoid(logits) if request.multi_label else torch.softmax(logits, 0)
-        return self._write(key, rgb, maps[0].cpu().numpy(), colour, request.classes, probs, logits)
+        return self._write(key, rgb, maps[0].cpu().numpy(), colour, request.classes, probs, logits, scale)
 
     def _write(self, key: ExplanationKey, rgb: np.ndarray, amap: np.ndarray, colour: np.ndarray | None,
-               classes: list[str], probs: torch.Tensor, logits: torch.Tensor) -> Explanation:
+               classes: list[str], probs: torch.Tensor, logits: torch.Tensor, scale_of_map: float = 1.0
+               ) -> Explanation:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         scale = max(1, DISPLAY_SIZE // max(rgb.shape[:2]))
         big = np.kron(rgb, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else rgb
@@ -214,9 +232,9 @@ class ExplanationService:
         map_path = self.cache_dir / f"{key.stem}.npy"
         np.save(map_path, amap.astype(np.float32))
         scores = {name: round(float(p), 4) for name, p in zip(classes, probs.tolist())}
-        meta = {"scores": scores, "logits": [float(v) for v in logits.tolist()]}
+        meta = {"scores": scores, "logits": [float(v) for v in logits.tolist()], "map_scale": scale_of_map}
         (self.cache_dir / f"{key.stem}.json").write_text(json.dumps(meta), encoding="utf-8")
-        return Explanation(key, overlay_path, colour_path, map_path, scores, meta["logits"])
+        return Explanation(key, overlay_path, colour_path, map_path, scores, meta["logits"], scale_of_map)
 
 
 def _composite_on_black(rgba: np.ndarray, scale: int) -> np.ndarray:

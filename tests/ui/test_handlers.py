@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -110,8 +111,10 @@ def test_bad_boxes_are_rejected_and_nothing_is_written(tiny: TinyProject, label:
 
 
 @pytest.mark.parametrize(("size", "scale"), [((64, 64), 8), ((32, 32), 16), ((100, 64), 8), ((300, 200), 2),
-                                             ((512, 100), 1), ((4000, 3000), 1)])
-def test_display_scale_reaches_512_pixels_with_a_power_of_two(size: tuple[int, int], scale: int) -> None:
+                                             ((512, 100), 1), ((2048, 1000), 1), ((4000, 3000), 0.5),
+                                             ((10_000, 10_000), 0.125)])
+def test_display_scale_is_a_power_of_two_bringing_the_longest_side_to_512_2048(size: tuple[int, int],
+                                                                                scale: float) -> None:
     assert display_scale(*size) == scale
 
 
@@ -223,3 +226,47 @@ def test_train_argv_passes_only_changed_settings(tiny: TinyProject) -> None:
     argv = finetune.train_argv(tiny.deps, tiny.name, finetune.TrainOptions(loss=defaults.loss, epochs=epochs, lam=lam))
     assert argv[argv.index("train"):] == ["train", "--project", "tiny", "--json", "--lam", str(lam),
                                           "--epochs", str(epochs)]
+
+
+def test_a_10000_pixel_image_is_shown_reduced_and_its_boxes_stay_in_original_pixels(tiny: TinyProject) -> None:
+    from store.projects import ImageInput, add_images, get_project, set_image_labels
+
+    side = 10_000
+    path = tiny.deps.data_dir / "images" / "huge.png"
+    huge = PILImage.new("L", (side, side), 110)
+    huge.paste(200, (4000, 5000, 6000, 7000))
+    huge.save(path, compress_level=1)
+    del huge
+    with session_scope(tiny.deps.engine) as session:
+        project = get_project(session, tiny.name)
+        image, _ = add_images(session, project_id=project.id, images=[ImageInput(
+            path="images/huge.png", sha256=hashlib.sha256(path.read_bytes()).hexdigest(), width=side, height=side,
+            split="train", group="warm/g")])[0]
+        set_image_labels(session, image_id=image.id, class_names=["warm"])
+        image_id = image.id
+
+    value, snapshot, _, title = annotate.load_annotation(tiny.deps, tiny.name, image_id)
+    assert snapshot.scale == 1 / 8 and "1/8" in title  # 10,000 px → 1,250 px in the browser
+    with PILImage.open(value["image"]) as shown:
+        assert shown.size == (1250, 1250)
+    edited = {**value, "boxes": [{"xmin": 500, "ymin": 625, "xmax": 750, "ymax": 875, "label": "warm"},
+                                 {"xmin": 0, "ymin": 0, "xmax": 1250, "ymax": 1250, "label": "warm"}]}
+    annotate.save_annotation(tiny.deps, tiny.name, snapshot, edited, "ann")
+    assert sorted(b[1:5] for b in _boxes(tiny, image_id)) == [(0, 0, side, side), (4000, 5000, 6000, 7000)]
+    reloaded, _, _, _ = annotate.load_annotation(tiny.deps, tiny.name, image_id)  # and back at display scale
+    assert sorted((b["xmin"], b["ymax"]) for b in reloaded["boxes"]) == [(0, 1250), (500, 875)]
+
+    items, _, _, ids = explore.gallery_page(tiny.deps, tiny.name, "train", "warm", explore.ANY, "any", False,
+                                            "name", 0)
+    tile = items[ids.index(image_id)][0]
+    assert tile != str(path)
+    with PILImage.open(tile) as small:
+        assert max(small.size) <= 512
+
+    overlay, _colour, scores, info = explain.explain_image(tiny.deps, tiny.name, image_id, "B-cos", "Input", "warm")
+    with PILImage.open(overlay) as shown:  # explained at the model's resolution, shown at a browser-friendly size
+        assert max(shown.size) <= 2048
+    assert set(scores) == {"warm", "cool"} and f"#{image_id}" in info
+    proposed, _ = annotate.propose_from_explanation(tiny.deps, tiny.name, image_id, reloaded, "B-cos", "Input")
+    box = proposed["boxes"][0]  # display scale (1/8): inside the 1,250-pixel copy, so inside the image
+    assert 0 <= box["xmin"] < box["xmax"] <= 1250 and 0 <= box["ymin"] < box["ymax"] <= 1250

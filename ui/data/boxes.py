@@ -38,7 +38,7 @@ class Snapshot:
 
     image_id: int
     boxes: tuple[BoxView, ...]
-    scale: int = 1  # editor pixels per original pixel (see ui.data.display)
+    scale: float = 1  # editor pixels per original pixel, a power of two (see ui.data.display)
 
     @property
     def revisions(self) -> dict[int, int]:

@@ -44,6 +44,8 @@ class GalleryRow:
     score: float | None = None
     correct: bool | None = None
     box_count: int = 0
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def page_images(session: Session, project_id: int, flt: GalleryFilter, page: int
         page = last
         rows, total = store_page_images(session, project_id, offset=page * page_size, limit=page_size, **common)
     return GalleryPage(
-        rows=[GalleryRow(r.id, r.path, r.split, r.group, r.epg, r.score, r.correct, r.box_count) for r in rows],
+        rows=[GalleryRow(r.id, r.path, r.split, r.group, r.epg, r.score, r.correct, r.box_count, r.width, r.height)
+              for r in rows],
         total=total, page=max(0, page), page_size=page_size, notes=notes,
     )
 

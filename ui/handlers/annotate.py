@@ -35,8 +35,8 @@ def _editor_value(image_path: str, snapshot: Snapshot, colours: dict[str, str]) 
     return {"image": image_path, "boxes": boxes, "orientation": 0}
 
 
-def editor_image(deps: AppDeps, image: Image) -> tuple[str, int]:
-    """The PNG the editor shows for `image` (small images enlarged, cached on disk) and its scale."""
+def editor_image(deps: AppDeps, image: Image) -> tuple[str, float]:
+    """The PNG the editor shows for `image` (small images enlarged, huge ones reduced; cached) and its scale."""
     scale = display_scale(image.width, image.height)
     source = resolve_image_path(image.path, deps.data_dir)
     shown = display_image(source, deps.data_dir / "cache" / "display", f"i{image.id}-{image.sha256[:12]}", scale)
@@ -62,13 +62,13 @@ def load_annotation(deps: AppDeps, project: str, image_id: int | None
         snapshot = replace(load_snapshot(session, image.id), scale=scale)
         rows = history(session, image.id)
         labels = [c.name for c in proj.classes]
-        shown = f" (shown ×{scale})" if scale > 1 else ""
+        shown = f" (shown ×{scale})" if scale > 1 else f" (shown at 1/{round(1 / scale)})" if scale < 1 else ""
         title = (f"Image **#{image.id}** `{image.path}` · {image.width}×{image.height}{shown} · "
                  f"{len(snapshot.boxes)} box(es)")
     return _editor_value(path, snapshot, label_colours(labels)), snapshot, _history_frame(rows), title
 
 
-def edited_boxes(value: dict[str, Any] | None, scale: int = 1) -> list[tuple[str, Coords]]:
+def edited_boxes(value: dict[str, Any] | None, scale: float = 1) -> list[tuple[str, Coords]]:
     """`(label, (x0, y0, x1, y1))` in original pixels for every box of an editor value shown at `scale`."""
     boxes = [scale_box(b, 1 / scale) for b in (value or {}).get("boxes") or []]
     return [(str(b.get("label", "")).strip(), (b["xmin"], b["ymin"], b["xmax"], b["ymax"])) for b in boxes]
@@ -124,10 +124,12 @@ def propose_from_explanation(deps: AppDeps, project: str, image_id: int | None, 
         image = require_image(session, proj, image_id)
         request = explain_request(deps, session, proj, image, resolve_checkpoint(session, proj, None))
         path, scale = editor_image(deps, image)
+        bounds = (image.width, image.height) * 2
     result = compute(deps, request, method or "B-cos", layer or "Input", "")
     box = propose_box(result.map())
     if box is None:
         raise gr.Error("The explanation has no positive evidence to propose a box from; draw one by hand.")
+    box = tuple(min(v / result.map_scale, limit) for v, limit in zip(box, bounds))
     label = request.classes[result.key.class_index]
     value = dict(value or {"image": path, "boxes": [], "orientation": 0})
     proposal = scale_box({"xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3], "label": label,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import select
 
 from store.models import Project
 from store.paths import resolve_image_path
-from ui.data.images import GalleryFilter, GalleryPage, filter_choices, page_images
+from ui.data.display import thumbnail
+from ui.data.images import GalleryFilter, GalleryPage, GalleryRow, filter_choices, page_images
 from ui.deps import AppDeps
 from ui.handlers.common import require_project, transaction
 
@@ -51,6 +53,11 @@ def _caption(row: Any, sort: str) -> str:
     return " ".join(parts)
 
 
+def _thumb_key(row: GalleryRow) -> str:
+    """Cache name of a tile: the image id plus a hash of its path (a recreated database reuses ids)."""
+    return f"i{row.image_id}-{hashlib.sha1(row.path.encode(), usedforsecurity=False).hexdigest()[:10]}"
+
+
 def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group: str, annotated: str,
                  wrong_only: bool, sort: str, page: int) -> tuple[list[tuple[str, str]], str, int, list[int]]:
     """One page of the gallery.
@@ -68,7 +75,9 @@ def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group
     )
     with transaction(deps) as session:
         result = page_images(session, require_project(session, project).id, flt, int(page or 0), PAGE_SIZE)
-    items = [(str(resolve_image_path(r.path, deps.data_dir)), _caption(r, flt.sort)) for r in result.rows]
+    thumbs = deps.data_dir / "cache" / "thumbnails"
+    items = [(str(thumbnail(resolve_image_path(r.path, deps.data_dir), thumbs, _thumb_key(r), r.width, r.height)),
+              _caption(r, flt.sort)) for r in result.rows]
     return items, summary(result), result.page, [r.image_id for r in result.rows]
 
 
