@@ -99,6 +99,9 @@ def load_rgb(path: str | Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not a recognised image format (corrupt or not an image)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageLoadError(path, f"too large to decode safely ({error}); reduce it, e.g. to 4096 pixels a side, "
+                                   "and import it again") from None
     except (OSError, ValueError, SyntaxError) as error:  # Pillow raises these for damaged files
         raise ImageLoadError(path, f"decoding failed ({error})") from error
 

@@ -114,6 +114,14 @@ def test_corrupt_and_missing_images_raise_image_load_error(tmp_path: Path) -> No
         assert str(clone) == str(info.value)
 
 
+def test_a_decompression_bomb_is_refused_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_image(tmp_path / "big.png", 200, 200)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100 // 2)  # Pillow refuses above twice this
+    dataset = GuidanceDataset([record(path)], num_classes=3, image_size=16)
+    with pytest.raises(ImageLoadError, match=r"too large to decode safely.*reduce it"):
+        dataset[0]
+
+
 def test_cache_keeps_decoded_images(tmp_path: Path) -> None:
     path = write_image(tmp_path / "a.png")
     dataset = GuidanceDataset([record(path)], num_classes=3, image_size=16, cache=True)
