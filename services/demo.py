@@ -37,9 +37,11 @@ def demo_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo"
 
 
-def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = True) -> bool:
+def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = True, evaluate: bool = True) -> bool:
     """Create the demo project unless it exists (or, with `only_if_empty`, unless any project exists).
 
+    With `evaluate`, the baseline is also evaluated on the test split (seconds), so a new user's gallery
+    sorts by EPG, finds wrong predictions and has a "before" to compare with from the first page.
     Returns True when it was created now.
     """
     with session_scope(engine) as session:
@@ -47,7 +49,27 @@ def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = Tru
     if DEMO_PROJECT in names or (only_if_empty and names):
         return False
     create_demo_project(engine, settings)
+    if evaluate:
+        evaluate_demo_baseline(engine, settings)
     return True
+
+
+def evaluate_demo_baseline(engine: Engine, settings: Settings) -> None:
+    """Evaluate the demo's active checkpoint on test; a failure is logged, never fatal (the app still starts)."""
+    from services.evaluation import evaluate_checkpoint
+    from store.projects import get_project
+    from store.runs import active_checkpoint
+
+    try:
+        with session_scope(engine) as session:
+            project = get_project(session, DEMO_PROJECT)
+            checkpoint = active_checkpoint(session, project.id)
+            if checkpoint is None:
+                return
+            log.info("evaluating the demo baseline on the test split (once, a few seconds)")
+            evaluate_checkpoint(session, settings, project, checkpoint, split="test")
+    except Exception:  # the demo must open even if this fails; the user can run `evaluate` later
+        log.exception("could not evaluate the demo baseline; run `python app.py evaluate --project demo`")
 
 
 def create_demo_project(engine: Engine, settings: Settings, *, config: Any = None,
@@ -127,7 +149,7 @@ def train_baseline(engine: Engine, settings: Settings, *, out: Path, steps: int,
     from services.datasets import project_train_data
     from store.projects import get_project
 
-    ensure_demo(engine, settings, only_if_empty=False)
+    ensure_demo(engine, settings, only_if_empty=False, evaluate=False)
     with session_scope(engine) as session:
         data = project_train_data(session, settings, get_project(session, DEMO_PROJECT))
     torch.manual_seed(seed)
