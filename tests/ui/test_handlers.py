@@ -210,6 +210,32 @@ def test_compare_same_checkpoint_and_export_report(tiny: TinyProject) -> None:
     assert text.startswith("<!doctype html>") and "data:image/png;base64," in text and "src=\"http" not in text
 
 
+def test_compare_uses_evaluations_measured_the_same_way(tiny: TinyProject, tmp_path: Path) -> None:
+    from core.bcos import build_model
+    from core.train import file_sha256, save_checkpoint
+    from store.projects import get_project
+    from store.runs import EvaluationImageResult, record_evaluation, register_checkpoint
+
+    path = save_checkpoint(tiny.deps.data_dir / "checkpoints", build_model("bcos_small", 2), classes=["warm", "cool"])
+    rows = [EvaluationImageResult(image_id=i, correct=True, score=0.9, epg=0.8, iou=0.3, predicted_index=0)
+            for i in tiny.image_ids]
+    with session_scope(tiny.deps.engine) as session:
+        after = register_checkpoint(session, project_id=get_project(session, tiny.name).id,
+                                    path=f"checkpoints/{path.name}", sha256=file_sha256(path), arch="bcos_small").id
+        record_evaluation(session, checkpoint_id=after, split="val", metrics={"accuracy": 0.25}, results=[])
+    _, _, _, note = compare.compare_checkpoints(tiny.deps, tiny.name, tiny.checkpoint_id, after, "Largest EPG gain")
+    assert "not evaluated the same way" in note
+
+    with session_scope(tiny.deps.engine) as session:  # now also on the split the 'before' was measured on
+        record_evaluation(session, checkpoint_id=after, split="train", metrics={"accuracy": 0.75}, results=rows)
+        record_evaluation(session, checkpoint_id=after, split="val", metrics={"accuracy": 0.125}, results=[])
+    metrics, images, _, note = compare.compare_checkpoints(tiny.deps, tiny.name, tiny.checkpoint_id, after,
+                                                           "Largest EPG gain")
+    table = metrics.set_index("metric")
+    assert (table.loc["accuracy", "before"], table.loc["accuracy", "after"]) == (0.5, 0.75)  # train vs train
+    assert "measured on **train**" in note and len(images) == 8
+
+
 def test_activate_and_training_guards(tiny: TinyProject) -> None:
     assert "active model" in compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
     with pytest.raises(gr.Error, match="No fine-tune"):

@@ -55,11 +55,32 @@ def _checkpoint(session: Session, project: Project, checkpoint_id: Any) -> Check
     return checkpoint
 
 
-def _evaluation(session: Session, checkpoint: Checkpoint, *, with_rows: bool) -> Evaluation | None:
-    query = select(Evaluation).where(Evaluation.checkpoint_id == checkpoint.id)
+def _evaluation_key(evaluation: Evaluation) -> tuple[str, str, str]:
+    metrics = evaluation.metrics or {}
+    return evaluation.split, str(metrics.get("layer", "input")), str(metrics.get("attribution", ""))
+
+
+def _matched_evaluations(session: Session, before: Checkpoint, after: Checkpoint, *, with_rows: bool
+                         ) -> tuple[Evaluation | None, Evaluation | None, bool]:
+    """The two checkpoints' evaluations to compare: the newest pair measured the same way (same split, layer and
+    attribution; the test split preferred), else each one's newest. The flag says whether they match."""
+    query = select(Evaluation).where(Evaluation.checkpoint_id.in_([before.id, after.id]))
     if with_rows:
         query = query.where(exists().where(EvaluationImage.evaluation_id == Evaluation.id))
-    return session.scalar(query.order_by(Evaluation.id.desc()).limit(1))
+    newest: dict[tuple[int, tuple[str, str, str]], Evaluation] = {}
+    for evaluation in session.scalars(query.order_by(Evaluation.id)).all():  # later ones win
+        newest[(evaluation.checkpoint_id, _evaluation_key(evaluation))] = evaluation
+    common = {key for (owner, key) in newest if owner == before.id} & {key for (owner, key) in newest
+                                                                       if owner == after.id}
+    if common:
+        best = max(common, key=lambda k: (k[0] == "test", max(newest[(before.id, k)].id, newest[(after.id, k)].id)))
+        return newest[(before.id, best)], newest[(after.id, best)], True
+
+    def latest(owner: int) -> Evaluation | None:
+        found = [e for (o, _), e in newest.items() if o == owner]
+        return max(found, key=lambda e: e.id) if found else None
+
+    return latest(before.id), latest(after.id), False
 
 
 def _metric_rows(evals: list[Evaluation | None], fallbacks: list[dict[str, Any]]) -> pd.DataFrame:
@@ -100,10 +121,15 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
     with transaction(deps) as session:
         proj = require_project(session, project)
         ck_a, ck_b = _checkpoint(session, proj, before_id), _checkpoint(session, proj, after_id)
-        summary = _metric_rows([_evaluation(session, c, with_rows=False) for c in (ck_a, ck_b)],
-                               [ck_a.metrics or {}, ck_b.metrics or {}])
-        images = _image_rows(session, _evaluation(session, ck_a, with_rows=True),
-                             _evaluation(session, ck_b, with_rows=True), sort)
+        eval_a, eval_b, matched = _matched_evaluations(session, ck_a, ck_b, with_rows=False)
+        summary = _metric_rows([eval_a, eval_b], [ck_a.metrics or {}, ck_b.metrics or {}])
+        measured = (f" · measured on **{eval_a.split}**, {_evaluation_key(eval_a)[2] or 'default'} explanations at "
+                    f"{_evaluation_key(eval_a)[1]}" if matched and eval_a is not None else
+                    " · ⚠ the two checkpoints were not evaluated the same way (split/layer/method): run "
+                    "`python app.py evaluate --checkpoint ID` for both" if eval_a is not None and eval_b is not None
+                    else "")
+        rows_a, rows_b, _ = _matched_evaluations(session, ck_a, ck_b, with_rows=True)
+        images = _image_rows(session, rows_a, rows_b, sort)
         requests = []
         for image_id in images["image"].head(PAIRS_SHOWN).tolist():
             image = session.get(Image, int(image_id))
@@ -114,9 +140,9 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
         ex_b = deps.explanations.explain(req_b, "bcos", "input", ex_a.key.class_index)
         pairs += [(str(ex_a.overlay_path), f"#{req_a.image_id} before"), (str(ex_b.overlay_path),
                                                                           f"#{req_b.image_id} after")]
-    note = (f"Before **#{ck_a.id}** vs after **#{ck_b.id}** · {len(images)} images evaluated by both."
+    note = (f"Before **#{ck_a.id}** vs after **#{ck_b.id}** · {len(images)} images evaluated by both{measured}."
             if len(images) else "_Per-image results need `python app.py evaluate --checkpoint ID` for both "
-                                "checkpoints (the metric table uses the latest evaluation of each)._")
+                                f"checkpoints (the metric table uses the latest evaluation of each)._{measured}")
     return summary, images, pairs, note
 
 
