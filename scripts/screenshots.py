@@ -1,11 +1,12 @@
 """Screenshots of every view for the README: drives the real app in headless Chromium.
 
-    python scripts/screenshots.py [--out docs]
+    python scripts/screenshots.py [--out docs] [--short]
 
 In a temp data dir it builds the demo project with the shipped baseline `checkpoints/demo-baseline.pt`
 and evaluates it on the test split (when the baseline exists; otherwise a small demo-like project
-with a random-weight checkpoint and made-up evaluation rows), serves the app in-process, runs a short
-fine-tune through the UI and writes docs/{explore,explain,annotate,finetune,compare,models}.png.
+with a random-weight checkpoint and made-up evaluation rows), serves the app in-process, fine-tunes
+through the UI (one click on the recommended settings; `--short`: a few steps) and writes
+docs/{explore,explain,annotate,finetune,compare,models}.png.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def build_stand_in(data_dir: Path) -> None:
                           results=results)
 
 
-def shoot(url: str, out: Path) -> None:
+def shoot(url: str, out: Path, short: bool = False) -> None:
     """Visit each tab (fine-tuning briefly on the way) and save a screenshot of each."""
     from playwright.sync_api import sync_playwright
 
@@ -102,7 +103,7 @@ def shoot(url: str, out: Path) -> None:
         page.goto(url)
         shoot_explore(page, out)
         shoot_explain_and_annotate(page, out)
-        shoot_finetune(page, out)
+        shoot_finetune(page, out, short)
         shoot_compare(page, out)
         page.get_by_role("tab", name="Models").click()
         page.wait_for_timeout(1500)
@@ -137,17 +138,19 @@ def shoot_explain_and_annotate(page: Any, out: Path) -> None:
     page.screenshot(path=str(out / "annotate.png"), full_page=True)
 
 
-def shoot_finetune(page: Any, out: Path) -> None:
-    """A short fine-tune (2 epochs of a few steps) through the UI, shot when it has finished."""
+def shoot_finetune(page: Any, out: Path, short: bool = False) -> None:
+    """One click on the recommended settings (or, with `short`, 2 epochs of 6 steps), shot when it has finished."""
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Fine-tune").click()
-    page.get_by_text("Advanced settings").click()
-    page.get_by_label("Epochs").fill("2")
-    page.get_by_label("Max steps per epoch (0: all)").fill("6")
+    if short:
+        page.get_by_text("Advanced settings").click()
+        page.get_by_label("Epochs").fill("2")
+        page.get_by_label("Max steps per epoch (0: all)").fill("6")
     page.locator("#start-training").click()
-    expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=400_000)
-    page.get_by_text("Advanced settings").click()  # fold it again
+    expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=600_000)
+    if short:
+        page.get_by_text("Advanced settings").click()  # fold it again
     page.wait_for_timeout(2500)
     page.screenshot(path=str(out / "finetune.png"), full_page=True)
 
@@ -169,6 +172,8 @@ def main() -> int:
     """Build the project, serve it, take the screenshots."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs")
+    parser.add_argument("--short", action="store_true",
+                        help="fine-tune for 2 epochs of 6 steps instead of the one-click defaults (about 1 minute)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ui.deps import build_deps
@@ -187,7 +192,7 @@ def main() -> int:
                 **launch_options(settings))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        shoot(f"http://127.0.0.1:{port}/", args.out)
+        shoot(f"http://127.0.0.1:{port}/", args.out, args.short)
     finally:
         demo.close()
     log.info("wrote screenshots to %s", args.out)

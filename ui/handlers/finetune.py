@@ -98,7 +98,7 @@ def _curves(deps: AppDeps, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     state = read_run_progress(deps.settings, run_id)
     losses = [{"step": p.get("step", i), "series": k, "value": float(v)}
               for i, p in enumerate(state.get("losses", [])) for k, v in p.items()
-              if k not in ("step", "epoch") and isinstance(v, int | float)]
+              if k not in ("step", "epoch", "annotated") and isinstance(v, int | float)]  # annotated: a count
     metrics = [{"epoch": e.get("epoch", i), "metric": k, "value": float(v)}
                for i, e in enumerate(state.get("evals", [])) for k, v in e.items()
                if k in ("accuracy", "f1", "epg", "iou", "worst_group_accuracy") and isinstance(v, int | float)]
