@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,23 +43,29 @@ def box_history(session: Session, image_id: int) -> list[BoxEvent]:
     return list(session.scalars(select(BoxEvent).where(BoxEvent.image_id == image_id).order_by(BoxEvent.id)))
 
 
-def undo_last_change(session: Session, image_id: int, author: str) -> BoxEvent | None:
-    """Revert the most recent change on the image not yet undone (by anyone); None if nothing is left.
+def undo_last_change(session: Session, image_id: int, author: str) -> list[BoxEvent]:
+    """Revert the most recent change on the image not yet undone (by anyone); [] if nothing is left.
 
-    The undo is itself recorded (by `author`, with `undo_of_id`), so calling it again walks further back.
+    A change is everything one save wrote (its events share author and time), so undo after saving three
+    boxes brings back the image as it was before that save. The undo is itself recorded (by `author`, one
+    event per box with `undo_of_id`), so calling it again walks further back. Returns the undo events.
     """
     undone = select(BoxEvent.undo_of_id).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_not(None))
-    last = session.scalar(
-        select(BoxEvent)
-        .where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None), BoxEvent.id.not_in(undone))
-        .order_by(BoxEvent.id.desc()).limit(1)
-    )
+    open_events = select(BoxEvent).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None),
+                                         BoxEvent.id.not_in(undone))
+    last = session.scalar(open_events.order_by(BoxEvent.id.desc()).limit(1))
     if last is None:
-        return None
+        return []
+    group = session.scalars(open_events.where(BoxEvent.author == last.author, BoxEvent.at == last.at)
+                            .order_by(BoxEvent.id.desc())).all()
+    now = utcnow()
+    return [_revert(session, event, author, now) for event in group]
+
+
+def _revert(session: Session, last: BoxEvent, author: str, now: datetime) -> BoxEvent:
     box = get_box(session, last.box_id)
     klass = session.get_one(Class, (last.before or {}).get("class_id", box.class_id))  # query before edits
     before = snapshot(box)
-    now = utcnow()
     if last.action in ("create", "restore"):
         box.deleted_at, action = now, "delete"
     elif last.action == "delete":
@@ -118,16 +125,17 @@ def save_image_boxes(session: Session, image_id: int, boxes: Sequence[BoxDraft],
         _class_id(session, image, draft.label, (draft.x0, draft.y0, draft.x1, draft.y1))
     kept = {draft.id for draft in boxes if draft.id is not None}
     created = updated = deleted = 0
+    at = utcnow()  # one time for the whole save: undo reverts it as one change
     for box_id in sorted(set(live) - kept):
-        delete_box(session, box_id, live[box_id].revision, author=author)
+        delete_box(session, box_id, live[box_id].revision, author=author, at=at)
         deleted += 1
     for draft in boxes:
         if draft.id is None:
             add_box(session, image_id=image_id, label=draft.label, x0=draft.x0, y0=draft.y0, x1=draft.x1,
-                    y1=draft.y1, author=author, source=draft.source, attributes=draft.attributes)
+                    y1=draft.y1, author=author, source=draft.source, attributes=draft.attributes, at=at)
             created += 1
         elif not _is_unchanged(live[draft.id], draft):
             update_box(session, draft.id, live[draft.id].revision, author=author, label=draft.label, x0=draft.x0,
-                       y0=draft.y0, x1=draft.x1, y1=draft.y1, attributes=draft.attributes)
+                       y0=draft.y0, x1=draft.x1, y1=draft.y1, attributes=draft.attributes, at=at)
             updated += 1
     return SaveResult(created, updated, deleted, list_boxes(session, image_id))

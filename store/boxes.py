@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -103,14 +104,15 @@ def list_boxes(session: Session, image_id: int, *, include_deleted: bool = False
 
 
 def add_box(session: Session, *, image_id: int, label: str, x0: float, y0: float, x1: float, y1: float,
-            author: str, source: str = "user", attributes: dict[str, Any] | None = None) -> Box:
-    """Create a validated box (revision 1) and its `create` event."""
+            author: str, source: str = "user", attributes: dict[str, Any] | None = None,
+            at: datetime | None = None) -> Box:
+    """Create a validated box (revision 1) and its `create` event (`at`: the change's time, default now)."""
     if source not in BOX_SOURCES:
         raise ValueError(f"box source must be one of {', '.join(BOX_SOURCES)}, not {source!r}")
     image = get_image(session, image_id)
     validate_box(image, x0, y0, x1, y1)
     class_id = _class_id(session, image, label, (x0, y0, x1, y1))
-    now = utcnow()
+    now = at or utcnow()
     box = Box(image_id=image_id, class_id=class_id, x0=x0, y0=y0, x1=x1, y1=y1, source=source, author=author,
               created=now, updated=now, attributes=dict(attributes or {}))
     session.add(box)
@@ -122,7 +124,7 @@ def add_box(session: Session, *, image_id: int, label: str, x0: float, y0: float
 
 def update_box(session: Session, box_id: int, expected_revision: int, *, author: str, label: str | None = None,
                x0: float | None = None, y0: float | None = None, x1: float | None = None, y1: float | None = None,
-               attributes: dict[str, Any] | None = None) -> Box:
+               attributes: dict[str, Any] | None = None, at: datetime | None = None) -> Box:
     """Change a box the caller loaded at `expected_revision`; ConflictError (nothing written) if stale."""
     box = get_box(session, box_id)
     _check_revision(box, expected_revision)
@@ -137,19 +139,20 @@ def update_box(session: Session, box_id: int, expected_revision: int, *, author:
     box.klass = klass
     if attributes is not None:
         box.attributes = dict(attributes)
-    box.author, box.updated = author, utcnow()
+    box.author, box.updated = author, at or utcnow()
     _flush(session, box, expected_revision)
     record_event(session, box, "update", author, before)
     session.flush()
     return box
 
 
-def delete_box(session: Session, box_id: int, expected_revision: int, *, author: str) -> Box:
+def delete_box(session: Session, box_id: int, expected_revision: int, *, author: str,
+               at: datetime | None = None) -> Box:
     """Soft-delete a box (sets deleted_at, appends a `delete` event); ConflictError if stale."""
     box = get_box(session, box_id)
     _check_revision(box, expected_revision)
     before = snapshot(box)
-    box.deleted_at = box.updated = utcnow()
+    box.deleted_at = box.updated = at or utcnow()
     box.author = author
     _flush(session, box, expected_revision)
     record_event(session, box, "delete", author, before)

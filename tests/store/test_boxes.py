@@ -62,19 +62,36 @@ def test_undo_walks_back_through_changes(session: Session, project_with_image: F
     store.update_box(session, box.id, 1, author="alice", label="dog", x0=20)
     store.delete_box(session, box.id, 2, author="alice")
     session.commit()
-    assert store.undo_last_change(session, image.id, "alice").action == "restore"
+    assert [e.action for e in store.undo_last_change(session, image.id, "alice")] == ["restore"]
     [restored] = store.list_boxes(session, image.id)
     assert (restored.label, restored.x0) == ("dog", 20)
-    assert store.undo_last_change(session, image.id, "alice").action == "update"
+    assert [e.action for e in store.undo_last_change(session, image.id, "alice")] == ["update"]
     [reverted] = store.list_boxes(session, image.id)
     assert (reverted.label, reverted.x0, reverted.revision) == ("cat", 10, 5)
-    assert store.undo_last_change(session, image.id, "alice").action == "delete"
+    assert [e.action for e in store.undo_last_change(session, image.id, "alice")] == ["delete"]
     assert store.list_boxes(session, image.id) == []
-    assert store.undo_last_change(session, image.id, "alice") is None
+    assert store.undo_last_change(session, image.id, "alice") == []
     session.commit()
     history = store.box_history(session, image.id)
     assert [e.action for e in history] == ["create", "update", "delete", "restore", "update", "delete"]
     assert [e.undo_of_id for e in history[3:]] == [history[2].id, history[1].id, history[0].id]
+
+
+def test_undo_reverts_a_whole_save_as_one_change(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    first = _box(session, image)  # an earlier change, by itself
+    session.commit()
+    drafts = [store.BoxDraft(label="dog", x0=1, y0=1, x1=5, y1=5), store.BoxDraft(label="cat", x0=6, y0=6, x1=9, y1=9),
+              store.BoxDraft(id=first.id, label="dog", x0=first.x0, y0=first.y0, x1=first.x1, y1=first.y1)]
+    store.save_image_boxes(session, image.id, drafts, {first.id: 1}, author="bob")  # 2 creates + 1 update
+    session.commit()
+    undone = store.undo_last_change(session, image.id, "bob")
+    assert sorted(e.action for e in undone) == ["delete", "delete", "update"]
+    [left] = store.list_boxes(session, image.id)
+    assert (left.id, left.label) == (first.id, "cat")  # the image as it was before bob's save
+    session.commit()
+    assert [e.action for e in store.undo_last_change(session, image.id, "bob")] == ["delete"]  # then the earlier one
+    assert store.list_boxes(session, image.id) == []
 
 
 def test_save_image_boxes_applies_a_diff(session: Session, project_with_image: Fixture) -> None:

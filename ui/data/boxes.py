@@ -74,12 +74,12 @@ def save_boxes(session: Session, snapshot: Snapshot, edited: list[tuple[str, Coo
 
 
 def undo_last(session: Session, image_id: int, *, author: str) -> str:
-    """Revert the newest change not yet undone; say what was undone (ValueError when nothing is left)."""
-    event = undo_last_change(session, image_id, author)
-    if event is None:
+    """Revert the newest change (one save) not yet undone; say what was undone (ValueError when nothing is left)."""
+    events = undo_last_change(session, image_id, author)
+    if not events:
         raise ValueError("nothing to undo on this image")
-    label = (event.before or event.after or {}).get("label", "")
-    return f"undone: box {event.box_id} ({label}) — now {event.action}d"
+    parts = [f"box {e.box_id} ({(e.before or e.after or {}).get('label', '')}) {e.action}d" for e in events]
+    return f"undone the last change: {'; '.join(parts)}"
 
 
 def _pair(old: list[BoxView], new: list[tuple[str, Coords]]) -> tuple[list[tuple[BoxView, tuple[str, Coords]]],
