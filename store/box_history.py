@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.boxes import (
@@ -23,7 +23,7 @@ from store.boxes import (
     validate_box,
 )
 from store.errors import ConflictError
-from store.models import Box, BoxEvent, Class
+from store.models import Box, BoxEvent, Class, Image
 from store.projects import get_image
 from store.types import utcnow
 
@@ -103,6 +103,19 @@ def _is_unchanged(box: Box, draft: BoxDraft) -> bool:
     return same_coords and box.klass.name == draft.label and dict(box.attributes or {}) == dict(draft.attributes)
 
 
+def _locked_image(session: Session, image_id: int) -> Image:
+    """The image, locked until the transaction ends, so two overlapping saves on one image run one after the other
+    and the second sees the first's boxes (and conflicts). PostgreSQL: `SELECT … FOR UPDATE` on the image row.
+    SQLite: take the database's write lock first (a no-op write, waiting up to the busy timeout), so that the
+    reads that follow see every save committed before."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Image).where(Image.id == image_id).values(id=Image.id))
+    image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()).one_or_none()
+    if image is None:
+        return get_image(session, image_id)  # raises NotFoundError with the usual message
+    return image
+
+
 def save_image_boxes(session: Session, image_id: int, boxes: Sequence[BoxDraft], expected_revisions: Mapping[int, int],
                      author: str) -> SaveResult:
     """The editor's save: make the image's live boxes equal `boxes`, all or nothing.
@@ -112,7 +125,7 @@ def save_image_boxes(session: Session, image_id: int, boxes: Sequence[BoxDraft],
     with an id update that box (when changed), drafts without one are created, and loaded boxes
     missing from `boxes` are soft-deleted.
     """
-    image = get_image(session, image_id)
+    image = _locked_image(session, image_id)
     live = {box.id: box for box in list_boxes(session, image_id)}
     problems = _conflicts(session, live, expected_revisions)
     if problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import store
@@ -124,3 +125,34 @@ def test_save_image_boxes_conflict_writes_nothing(session: Session, project_with
                                {b.id: b.revision for b in store.list_boxes(session, image.id)}, "alice")
     session.rollback()
     assert len(store.box_history(session, image.id)) == 2
+
+
+def test_overlapping_saves_on_one_image_run_in_turn_and_the_second_conflicts(
+        engine: Engine, session: Session, project_with_image: Fixture) -> None:
+    """Two tabs whose saves overlap in time: the second waits for the first and is then refused, on every backend."""
+    import threading
+
+    _, image = project_with_image
+    first = store.BoxDraft(label="cat", x0=1, y0=1, x1=9, y1=9)
+    store.save_image_boxes(session, image.id, [first], {}, author="alice")  # holds the image until commit
+    outcome: list[BaseException | None] = []
+
+    def second_tab() -> None:
+        try:
+            with Session(engine) as other:
+                store.save_image_boxes(other, image.id, [store.BoxDraft(label="dog", x0=2, y0=2, x1=8, y1=8)], {},
+                                       author="bob")
+                other.commit()
+            outcome.append(None)
+        except BaseException as exc:  # reported to the main thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second_tab)
+    thread.start()
+    thread.join(0.5)
+    waited = thread.is_alive()
+    session.commit()
+    thread.join(30)
+    assert not thread.is_alive() and len(outcome) == 1
+    assert waited and isinstance(outcome[0], store.ConflictError) and "added by alice" in str(outcome[0]), outcome
+    assert [b.author for b in store.list_boxes(session, image.id)] == ["alice"]
