@@ -50,6 +50,7 @@ def undo_last_change(session: Session, image_id: int, author: str) -> list[BoxEv
     boxes brings back the image as it was before that save. The undo is itself recorded (by `author`, one
     event per box with `undo_of_id`), so calling it again walks further back. Returns the undo events.
     """
+    _locked_image(session, image_id)  # two tabs undoing at once undo two changes, never one twice
     undone = select(BoxEvent.undo_of_id).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_not(None))
     open_events = select(BoxEvent).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None),
                                          BoxEvent.id.not_in(undone))

@@ -156,3 +156,30 @@ def test_overlapping_saves_on_one_image_run_in_turn_and_the_second_conflicts(
     assert not thread.is_alive() and len(outcome) == 1
     assert waited and isinstance(outcome[0], store.ConflictError) and "added by alice" in str(outcome[0]), outcome
     assert [b.author for b in store.list_boxes(session, image.id)] == ["alice"]
+
+
+def test_two_tabs_undoing_at_once_undo_two_changes(engine: Engine, session: Session,
+                                                     project_with_image: Fixture) -> None:
+    import threading
+
+    _, image = project_with_image
+    box = _box(session, image)  # change 1: create
+    session.commit()
+    store.update_box(session, box.id, 1, author="alice", x0=20)  # change 2: update
+    session.commit()
+    [first] = store.undo_last_change(session, image.id, "alice")  # holds the image until commit
+    seen: list[object] = []
+
+    def second_tab() -> None:
+        with Session(engine) as other:
+            seen.extend(e.undo_of_id for e in store.undo_last_change(other, image.id, "bob"))
+            other.commit()
+
+    thread = threading.Thread(target=second_tab)
+    thread.start()
+    thread.join(0.5)
+    session.commit()
+    thread.join(30)
+    history = store.box_history(session, image.id)
+    assert first.undo_of_id == history[1].id and seen == [history[0].id]  # the update, then the create
+    assert store.list_boxes(session, image.id) == []
