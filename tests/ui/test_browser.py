@@ -106,7 +106,7 @@ def test_edit_in_two_tabs_second_save_reports_conflict(page, served: tuple[str, 
 def test_tiny_fine_tune_reaches_done_and_shows_in_compare(page, served: tuple[str, TinyProject]) -> None:
     if not (REPO / "services" / "commands" / "train.py").exists():
         pytest.skip("needs the lead's `python app.py train` (services/commands/train.py)")
-    url, _tiny = served
+    url, tiny = served
     page.goto(url)
     page.get_by_role("tab", name="Fine-tune").click()
     page.get_by_text("Advanced settings").click()
@@ -116,7 +116,13 @@ def test_tiny_fine_tune_reaches_done_and_shows_in_compare(page, served: tuple[st
     page.locator("#start-training").click()
     expect(page.locator("#train-status textarea")).to_have_value(re.compile("Started"))
     expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=150_000)
-    expect(page.locator("#run-status")).to_have_text(re.compile("succeeded"))
+    if "succeeded" not in page.locator("#run-status").inner_text():  # say why, from the run row and its log
+        from store.models_runs import TrainingRun
+
+        with session_scope(tiny.deps.engine) as session:
+            errors = [(r.id, r.status, r.error) for r in session.scalars(select(TrainingRun))]
+        logs = [f.read_text(errors="replace")[-3000:] for f in (tiny.deps.data_dir / "runs").rglob("*.log")]
+        pytest.fail(f"the fine-tune did not succeed: {errors}\n{''.join(logs)}")
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Refresh checkpoints").click()
     page.locator("#compare-after input").click()
