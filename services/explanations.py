@@ -36,6 +36,8 @@ def map_scale(width: int, height: int, max_side: int = MAP_MAX_SIDE) -> float:
     while longest * scale > max_side:
         scale /= 2
     return scale
+
+
 SERVE_THREADS_ENV = "GUIDANCE_SERVE_THREADS"
 
 

@@ -19,10 +19,12 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from services.explanations import MAP_MAX_SIDE, map_scale
+
 log = logging.getLogger(__name__)
 
 DISPLAY_MIN_SIDE = 512  # the longest side the editor should get, in pixels
-DISPLAY_MAX_SIDE = 2048  # ... and at most this (larger images are reduced by powers of two)
+DISPLAY_MAX_SIDE = MAP_MAX_SIDE  # ... and at most this: the size explanations of huge images are drawn at
 THUMBNAIL_MAX_SIDE = 512  # gallery tiles of larger images are reduced copies
 COORD_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -32,12 +34,12 @@ def display_scale(width: int, height: int, min_side: int = DISPLAY_MIN_SIDE, max
     """The power of two `s` the editor shows an image at: the smallest with `longest * s >= min_side` for small
     images, the largest with `longest * s <= max_side` for very large ones, else 1."""
     longest = max(int(width or 0), int(height or 0), 1)
-    scale = 1.0
+    if longest > max_side:
+        return map_scale(width, height, max_side)
+    scale = 1
     while longest * scale < min_side:
         scale *= 2
-    while longest * scale > max_side:
-        scale /= 2
-    return int(scale) if scale >= 1 else scale
+    return scale
 
 
 def _open_rgb(source: Path) -> PILImage.Image:

@@ -115,6 +115,17 @@ def _image_rows(session: Session, before: Evaluation | None, after: Evaluation |
     return frame.drop(columns="changed").round(4)
 
 
+def _measured_note(before: Evaluation | None, after: Evaluation | None, matched: bool) -> str:
+    """How the two evaluations in the table were measured, or a warning when they were measured differently."""
+    if before is None or after is None:
+        return ""
+    if not matched:
+        return (" · ⚠ the two checkpoints were not evaluated the same way (split/layer/method): run "
+                "`python app.py evaluate --checkpoint ID` for both")
+    split, layer, method = _evaluation_key(before)
+    return f" · measured on **{split}**, {method or 'default'} explanations at {layer}"
+
+
 def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: Any, sort: str
                         ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, str]], str]:
     """Metric table, per-image table, before|after explanation pairs for the top images, and a note."""
@@ -123,11 +134,7 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
         ck_a, ck_b = _checkpoint(session, proj, before_id), _checkpoint(session, proj, after_id)
         eval_a, eval_b, matched = _matched_evaluations(session, ck_a, ck_b, with_rows=False)
         summary = _metric_rows([eval_a, eval_b], [ck_a.metrics or {}, ck_b.metrics or {}])
-        measured = (f" · measured on **{eval_a.split}**, {_evaluation_key(eval_a)[2] or 'default'} explanations at "
-                    f"{_evaluation_key(eval_a)[1]}" if matched and eval_a is not None else
-                    " · ⚠ the two checkpoints were not evaluated the same way (split/layer/method): run "
-                    "`python app.py evaluate --checkpoint ID` for both" if eval_a is not None and eval_b is not None
-                    else "")
+        measured = _measured_note(eval_a, eval_b, matched)
         rows_a, rows_b, _ = _matched_evaluations(session, ck_a, ck_b, with_rows=True)
         images = _image_rows(session, rows_a, rows_b, sort)
         requests = []
