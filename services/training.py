@@ -85,7 +85,10 @@ class RunReporter:
         elif event.kind == "eval":
             state["evals"].append({"epoch": event.epoch, **_plain(event.metrics)})
             state["message"] = _describe(event.epoch, event.epochs, event.metrics)
-            self._register(event)
+            if event.checkpoint:  # None: the epoch fell off the Pareto front at once and its file is gone
+                self._register(event)
+            else:
+                state["message"] += " (not kept: dominated by an earlier epoch)"
         self.flush(force=event.kind in ("start", "eval", "done"))
 
     def _register(self, event: TrainEvent) -> None:

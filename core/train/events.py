@@ -15,7 +15,8 @@ class TrainEvent:
     """One progress report.
 
     kind: "start" | "step" | "eval" | "checkpoint" | "done". `progress` is in [0, 1];
-    `losses` and `metrics` are plain floats (JSON-safe).
+    `losses` and `metrics` are plain floats (JSON-safe). An "eval" event's `checkpoint` is the file
+    written for that epoch, or None when the epoch fell off the Pareto front at once (its file is deleted).
     """
 
     kind: str

@@ -99,10 +99,10 @@ def fine_tune(
             metrics = run_evaluation(model, val_loader, data, cfg, device).metrics
             path = save_checkpoint(out_dir, model, classes=list(data.classes), config=cfg.to_dict(),
                                    metrics={**metrics, "epoch": epoch, "split": cfg.eval_split}, parent=parent_sha)
-            archive.add(path, epoch, metrics)
+            kept = path not in archive.add(path, epoch, metrics)  # a dominated epoch's file is deleted at once
             history.append({"epoch": epoch, **metrics})
             emit(TrainEvent("eval", epoch=epoch, epochs=cfg.epochs, progress=epoch / cfg.epochs,
-                            metrics=metrics, checkpoint=str(path)))
+                            metrics=metrics, checkpoint=str(path) if kept else None))
             stopped_early = bool(cfg.min_metric) and selection_point(metrics)[0] < cfg.min_metric
         if dist_utils.broadcast_flag(stopped_early, device):
             log.warning("stopping early: accuracy/F1 fell below %.3f", cfg.min_metric)

@@ -162,3 +162,18 @@ def test_torchrun_two_cpu_processes_train_one_run(tiny_project: Settings) -> Non
     assert len(runs) == 1 and runs[0].status == "succeeded"
     produced = [c for c in _rows(tiny_project, Checkpoint) if c.run_id == runs[0].id]
     assert len(produced) == 1 and produced[0].metrics.get("epg") is not None
+
+
+def test_an_epoch_dominated_at_once_is_not_registered_and_the_run_succeeds(
+        tiny_project: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    # lr 1e-12 leaves the weights as they are: epoch 2 ties epoch 1 in every bin, so the Pareto archive
+    # deletes its file as soon as it is written (ties keep the earliest). The run must still succeed.
+    code = app.main(_cli(tiny_project, "train", "--project", "demo", "--epochs", "2", "--batch-size", "32",
+                         "--lr", "1e-12", "--json"))
+    out = _last_json(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "succeeded", out
+    assert len(out["checkpoints"]) == 1 and Path(out["best_checkpoint"]).is_file()
+    produced = [c for c in _rows(tiny_project, Checkpoint) if c.run_id == out["run_id"]]
+    assert [c.metrics["epoch"] for c in produced] == [1]
+    progress = json.loads((tiny_project.data_dir / "runs" / f"run-{out['run_id']}.json").read_text())
+    assert [e["epoch"] for e in progress["evals"]] == [1, 2]  # the curve still shows both epochs
