@@ -41,13 +41,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "energy, input, class (paper recipe)": {},
     "contrast target": {"target": "contrast"},
     "layer mid2": {"layer": "mid2"},
+    "contrast target, layer mid2": {"target": "contrast", "layer": "mid2"},
     "layer final": {"layer": "final"},
     "L1 loss": {"loss": "l1"},
     "1% boxes": {"annotated_fraction": 0.1},
     "boxes dilated 25%": {"box_dilation": 0.25},
 }
-# Names used by earlier logs of this script (for --from-log).
-RENAMED = {"default (energy, input, class)": "energy, input, class (paper recipe)"}
 
 
 def test_metrics(model: torch.nn.Module, data: TrainData, test: list) -> dict[str, Any]:
@@ -82,7 +81,8 @@ def table(rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
     keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "iou", "seconds")
     lines = ["| variant | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys),
              "| baseline (shipped) | - | " + " | ".join(f"{base[k]:.3f}" if k in base else "-" for k in keys) + " |"]
-    for variant in dict.fromkeys(r["variant"] for r in rows):
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    for variant in sorted(dict.fromkeys(r["variant"] for r in rows), key=lambda v: order.get(v, len(order))):
         group = [r for r in rows if r["variant"] == variant]
         cells = (cell([r[k] for r in group], 0 if k == "seconds" else 3) for k in keys)
         lines.append(f"| {variant} | {len(group)} | " + " | ".join(cells) + " |")
@@ -103,7 +103,7 @@ def main() -> None:
         lines = [json.loads(line) for path in args.from_log for line in path.read_text().splitlines()
                  if line.startswith("{")]
         base = next(r for r in lines if r["variant"] == "baseline")
-        rows = [{**r, "variant": RENAMED.get(r["variant"], r["variant"])} for r in lines if r["variant"] != "baseline"]
+        rows = [r for r in lines if r["variant"] != "baseline"]
         print(table(rows, base))
         return
     generate_demo_dataset(args.data_dir)

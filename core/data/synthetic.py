@@ -10,7 +10,7 @@ Design (Waterbirds in miniature, sized for a CPU fine-tune in minutes):
   orientation very slowly (SCIENCE.md §7, lesson 1): the demo needs a baseline that can learn the
   object, so that a short guided fine-tune can shift its weight from the cue to the object.
 - **Shortcut.** An 18×18 saturated badge (20×20 with a light frame) at a fixed place, the top-left
-  corner: magenta usually goes with ``warm``, green with ``cool``. The cue is bigger, purer and more
+  corner: green usually goes with ``warm``, magenta with ``cool``. The cue is bigger, purer and more
   contrasted than the object (whose saturation is deliberately muted, 0.3–0.5), so an unguided model
   learns it first and leans on it. Its colours differ from the object's along another colour
   direction (green vs magenta is ``g - (r+b)/2``; warm vs cool is ``r - b``), so cue and object are
@@ -63,11 +63,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 CLASSES = ("warm", "cool")
 SPLITS = ("train", "val", "test")
-CUE_NAMES = ("magenta", "green")
+CUE_NAMES = ("green", "magenta")
 
 
 def group_name(label: int, cue: int) -> str:

@@ -23,9 +23,13 @@ __all__ = [
 SHAPES = ("circle", "square", "triangle", "ellipse", "cross")
 # Class → hue range in degrees: 0 "warm" (red … orange), 1 "cool" (azure … blue).
 OBJECT_HUES: tuple[tuple[float, float], ...] = ((0.0, 40.0), (200.0, 235.0))
-# Cue mark → RGB. Magenta and green differ in g - (r + b)/2, a direction orthogonal to the object's
-# warm-vs-cool r - b, so a model can drop its cue detector without losing its object detector.
-CUE_COLOURS: tuple[tuple[float, float, float], ...] = ((0.85, 0.1, 0.85), (0.1, 0.8, 0.1))
+# Cue mark → RGB, indexed by the class the badge suggests: green for "warm", magenta for "cool".
+# Green and magenta differ in g - (r + b)/2, a direction orthogonal to the object's warm-vs-cool r - b,
+# so a model can drop its cue detector without losing its object detector. Version 1 paired magenta
+# with "warm": the magenta detector's red half then also fired on warm objects, so the baseline's
+# positive evidence partly sat on the object and its EPG stayed well above the box-area floor. Paired
+# this way, green has no red at all, and the baseline's evidence is the badge (bench/RESULTS.md, demo).
+CUE_COLOURS: tuple[tuple[float, float, float], ...] = ((0.1, 0.8, 0.1), (0.85, 0.1, 0.85))
 _CUE_MARGIN = 3  # objects keep at least this many pixels away from the badge
 _RADIUS = (7.0, 13.0)  # object circumradius in pixels: extents ~14–26 px
 

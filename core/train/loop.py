@@ -115,7 +115,7 @@ def train_one_epoch(model: nn.Module, explainer: Any, loader: DataLoader, optimi
             raise TrainingCancelled("cancelled by the user")
         batch = to_device(batch, device, annotated)
         loss, parts = guided_step(model, explainer, batch, loss_fn=loss_fn, lam=cfg.lam, multi_label=multi_label,
-                                  contrast=cfg.target == "contrast", dilation=cfg.box_dilation,
+                                  contrast=cfg.guides_contrast(multi_label), dilation=cfg.box_dilation,
                                   generator=generator, autocast_dtype=autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-baseline", action="store_true",
                    help="retrain the unguided baseline from scratch and write it to --out")
     p.add_argument("--out", type=Path, default=None, help="baseline file (default checkpoints/demo-baseline.pt)")
-    p.add_argument("--steps", type=int, default=6,
-                   help="baseline optimiser steps of batch 64 (default 6: long enough to learn the corner badge, "
+    p.add_argument("--steps", type=int, default=4,
+                   help="baseline optimiser steps of batch 64 (default 4: long enough to learn the corner badge, "
                         "too short to learn the object; see bench/RESULTS.md, demo)")
     p.add_argument("--lr", type=float, default=1e-3, help="baseline learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="baseline seed (default 0)")

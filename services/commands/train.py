@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotated-fraction", type=float,
                    help="fraction of the training images with boxes whose boxes are used (default 1.0)")
     p.add_argument("--box-dilation", type=float, help="grow every box side by this fraction (default 0)")
-    p.add_argument("--target", choices=TARGET_NAMES, help=f"guided score: class logit or contrast (default {d.target})")
+    p.add_argument("--target", choices=TARGET_NAMES,
+                   help=f"guided score: class logit, contrast, or auto = contrast for single-label and class for "
+                        f"multi-label projects (default {d.target})")
     p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
     p.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast (CUDA only)")
     p.add_argument("--min-metric", type=float, help="stop early when val accuracy/F1 falls below this")

@@ -107,7 +107,7 @@ def test_object_colour_predicts_class_and_cue_colour_predicts_cue(small_demo: Pa
         for entry in entries(small_demo, split):
             warmth, greenness = pixel_signals(small_demo, entry, cue_region)
             assert (warmth > 0.15) if entry["label"] == 0 else (warmth < -0.15), entry["file"]
-            cue_class = 1 if greenness > 0 else 0  # green badge goes with "cool" (1), magenta with "warm" (0)
+            cue_class = 0 if greenness > 0 else 1  # green badge goes with "warm" (0), magenta with "cool" (1)
             assert abs(greenness) > 0.4
             assert (cue_class == entry["label"]) == entry["aligned"], entry["file"]
 

@@ -27,6 +27,13 @@ def test_with_overrides_keeps_unset_fields() -> None:
     assert cfg.lr == 0.5 and cfg.loss == "energy"
 
 
+def test_auto_target_is_the_contrast_for_single_label_and_the_class_logit_for_multi_label() -> None:
+    assert TrainConfig().target == "auto"
+    assert TrainConfig().guides_contrast(multi_label=False) and not TrainConfig().guides_contrast(multi_label=True)
+    assert TrainConfig(target="contrast").guides_contrast(multi_label=True)
+    assert not TrainConfig(target="class").guides_contrast(multi_label=False)
+
+
 def _metrics(acc: float, epg: float, iou: float) -> dict[str, float]:
     return {"accuracy": acc, "epg": epg, "iou": iou, "multi_label": False}
 
