@@ -46,8 +46,8 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Training losses", height=260,
                                 visible=False)
-        metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", title="Validation metrics", height=260,
-                                  visible=False)
+        metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", height=260, visible=False,
+                                  title="Validation metrics (EPG, IoU at the guided layer)")
     runs = gr.Dataframe(headers=finetune.RUN_COLUMNS, label="Run history", interactive=False, max_height=260)
     run_state = gr.State(None)
     timer = gr.Timer(POLL_SECONDS, active=False)
