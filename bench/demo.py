@@ -2,13 +2,15 @@
 
 For each variant and seed: fine-tune `checkpoints/demo-baseline.pt` on the demo training split
 (boxes on ≤10% of it), select by the trainer's own rule on val, and evaluate on the balanced test
-split. Prints one JSON object per run and, at the end, a markdown table (mean ± spread over seeds)
-for bench/RESULTS.md. The control variant ("no guidance", λ = 0) is the named baseline: same
+split. Beside accuracy and EPG it asks where each model's *decision* on the cue-conflicting test images
+comes from: the B-cos explanation of `logit_true - logit_other`, summed over the badge and over the
+object box (the trap of SCIENCE.md §7 is a badge that still argues for the wrong class). Prints one
+JSON object per run and, at the end, a markdown table (mean ± spread over seeds) for bench/RESULTS.md. The control variant ("no guidance", λ = 0) is the named baseline: same
 steps, same data, no localisation loss.
 
     python bench/demo.py [--seeds 0 1 2] [--variants default contrast ...] [--data-dir /tmp/demo]
 
-Slow (minutes per run on 2 CPU cores); never part of the test run.
+Slow (about 12 minutes for 3 seeds on 2 CPU cores); never part of the test run.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.data import CLASSES, GROUPS, demo_records, generate_demo_dataset
+from core.data import CLASSES, GROUPS, demo_records, generate_demo_dataset, load_manifest, load_rgb
+from core.explain import EXPLAINERS
 from core.train import TrainConfig, load_checkpoint
 from core.train.evaluate import evaluate
 from core.train.fine_tune import fine_tune
@@ -49,17 +54,55 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def test_metrics(model: torch.nn.Module, data: TrainData, test: list) -> dict[str, Any]:
-    """Accuracy, EPG, IoU, per-group and worst-group accuracy on the test split."""
+@dataclass(frozen=True)
+class DecisionProbe:
+    """The cue-conflicting test images, to ask where the *decision* comes from (SCIENCE.md §7).
+
+    The B-cos explanation of the contrast `logit_true - logit_other` sums exactly to the decision margin;
+    summed over the badge it says how much the shortcut still argues (negative: for the wrong class, the
+    trap; positive: inverted), summed over the object box how much the object does.
+    """
+
+    images: torch.Tensor  # (N, 3, H, W) in [0, 1]
+    targets: torch.Tensor  # (N,) true classes
+    badge: torch.Tensor  # (H, W) bool
+    boxes: torch.Tensor  # (N, H, W) bool
+
+    @classmethod
+    def from_records(cls, records: list, cue_region: list[int], size: int) -> DecisionProbe:
+        """Build from the conflicting records of a split."""
+        conflicting = [r for r in records if GROUPS[r.group].split("/cue-")[0] != GROUPS[r.group].split("/cue-")[1]]
+        images = torch.from_numpy(np.stack([load_rgb(r.path) for r in conflicting])).permute(0, 3, 1, 2).float() / 255
+        boxes = torch.zeros(len(conflicting), size, size, dtype=torch.bool)
+        for i, record in enumerate(conflicting):
+            x0, y0, x1, y1 = (int(v) for v in record.boxes[0])
+            boxes[i, y0:y1, x0:x1] = True
+        badge = torch.zeros(size, size, dtype=torch.bool)
+        badge[cue_region[1]:cue_region[3], cue_region[0]:cue_region[2]] = True
+        return cls(images, torch.tensor([r.labels[0] for r in conflicting]), badge, boxes)
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        """Mean contribution of the badge and of the object box to the decision margin."""
+        with EXPLAINERS["bcos"](model.eval(), layer="input") as explainer:
+            maps = torch.cat([explainer.attribute_detached(self.images[i:i + 128], self.targets[i:i + 128],
+                                                           contrast=True).maps
+                              for i in range(0, len(self.targets), 128)])
+        return {"badge_to_decision": float((maps * self.badge).sum((1, 2)).mean()),
+                "object_to_decision": float((maps * self.boxes).sum((1, 2)).mean())}
+
+
+def test_metrics(model: torch.nn.Module, data: TrainData, test: list, probe: DecisionProbe) -> dict[str, Any]:
+    """Accuracy, EPG, IoU, per-group and worst-group accuracy on the test split; the decision's sources."""
     loader = build_loader(test, data, 128, shuffle=False, seed=0, cache=True)
     result = evaluate(model, (to_device(b, torch.device("cpu")) for b in loader), multi_label=False,
                       group_names=list(GROUPS))
     aligned = [v for k, v in result.metrics["group_accuracy"].items() if k.split("/cue-")[0] == k.split("/cue-")[1]]
     return {**{k: result.metrics[k] for k in ("accuracy", "epg", "iou", "worst_group_accuracy")},
-            "aligned_accuracy": sum(aligned) / len(aligned), "group_accuracy": result.metrics["group_accuracy"]}
+            "aligned_accuracy": sum(aligned) / len(aligned), **probe(model),
+            "group_accuracy": result.metrics["group_accuracy"]}
 
 
-def run(variant: str, seed: int, data: TrainData, test: list, baseline: Path) -> dict[str, Any]:
+def run(variant: str, seed: int, data: TrainData, test: list, probe: DecisionProbe, baseline: Path) -> dict[str, Any]:
     """One fine-tune; returns its test metrics and wall time."""
     model = load_checkpoint(baseline).model
     config = TrainConfig().with_overrides(seed=seed, device="cpu", **{**RECIPE, **VARIANTS[variant]})
@@ -68,7 +111,7 @@ def run(variant: str, seed: int, data: TrainData, test: list, baseline: Path) ->
         result = fine_tune(model, data, config, out_dir=Path(out))
         chosen = load_checkpoint(Path(result.best["path"])).model if result.best else model
         seconds = time.monotonic() - started
-        metrics = test_metrics(chosen, data, test)
+        metrics = test_metrics(chosen, data, test, probe)
     return {"variant": variant, "seed": seed, "seconds": round(seconds, 1), **metrics}
 
 
@@ -78,7 +121,8 @@ def table(rows: list[dict[str, Any]], base: dict[str, Any]) -> str:
         mean, spread = statistics.fmean(values), (max(values) - min(values)) / 2
         return f"{mean:.{digits}f} ± {spread:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
-    keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "iou", "seconds")
+    keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "iou", "badge_to_decision",
+            "object_to_decision", "seconds")
     lines = ["| variant | seeds | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys),
              "| baseline (shipped) | - | " + " | ".join(f"{base[k]:.3f}" if k in base else "-" for k in keys) + " |"]
     order = {name: i for i, name in enumerate(VARIANTS)}
@@ -110,12 +154,13 @@ def main() -> None:
     data = TrainData(train=demo_records(args.data_dir, "train"), val=demo_records(args.data_dir, "val"),
                      classes=list(CLASSES), image_size=64, multi_label=False, group_names=list(GROUPS))
     test = demo_records(args.data_dir, "test")
-    base = test_metrics(load_checkpoint(args.baseline).model, data, test)
+    probe = DecisionProbe.from_records(test, load_manifest(args.data_dir)["cue_region"], 64)
+    base = test_metrics(load_checkpoint(args.baseline).model, data, test, probe)
     print(json.dumps({"variant": "baseline", **base}), flush=True)
     rows = []
     for variant in args.variants:
         for seed in args.seeds:
-            rows.append(run(variant, seed, data, test, args.baseline))
+            rows.append(run(variant, seed, data, test, probe, args.baseline))
             print(json.dumps(rows[-1]), flush=True)
     print(table(rows, base))
 

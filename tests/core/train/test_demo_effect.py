@@ -35,6 +35,8 @@ def test_one_click_fine_tune_raises_worst_group_accuracy(tmp_path_factory: pytes
     baseline = load_checkpoint(BASELINE)
     before = _test_metrics(baseline.model, data, test)
     assert before["worst_group_accuracy"] <= 0.3, "the shipped baseline should follow the corner badge"
+    floor = sum((r.boxes[0][2] - r.boxes[0][0]) * (r.boxes[0][3] - r.boxes[0][1]) for r in test) / (64 * 64 * len(test))
+    assert before["epg"] <= floor + 0.1, (floor, before)  # its evidence is the badge, not the object
 
     def one_click(lam: float) -> dict:
         cfg = TrainConfig(device="cpu", lam=lam)  # the one-click defaults (2 epochs, 64 steps), val cut to 100
