@@ -5,10 +5,11 @@ For each variant and seed: fine-tune `checkpoints/demo-baseline.pt` on the demo 
 split. Beside accuracy and EPG it asks where each model's *decision* on the cue-conflicting test images
 comes from: the B-cos explanation of `logit_true - logit_other`, summed over the badge and over the
 object box (the trap of SCIENCE.md §7 is a badge that still argues for the wrong class). Prints one
-JSON object per run and, at the end, a markdown table (mean ± spread over seeds) for bench/RESULTS.md. The control variant ("no guidance", λ = 0) is the named baseline: same
-steps, same data, no localisation loss.
+JSON object per run and, at the end, a markdown table (mean ± spread over seeds) for bench/RESULTS.md.
+The control variant ("no guidance", λ = 0) is the named baseline: same steps, same data, no
+localisation loss.
 
-    python bench/demo.py [--seeds 0 1 2] [--variants default contrast ...] [--data-dir /tmp/demo]
+    python bench/demo.py [--seeds 0 1 2] [--variants "contrast target" ...] [--data-dir /tmp/demo]
 
 Slow (about 12 minutes for 3 seeds on 2 CPU cores); never part of the test run.
 """

@@ -46,11 +46,35 @@ def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = Tru
     """
     with session_scope(engine) as session:
         names = {p.name for p in list_projects(session)}
+    if DEMO_PROJECT in names:
+        warn_if_outdated(settings)
     if DEMO_PROJECT in names or (only_if_empty and names):
         return False
     create_demo_project(engine, settings)
     if evaluate:
         evaluate_demo_baseline(engine, settings)
+    return True
+
+
+def warn_if_outdated(settings: Settings) -> bool:
+    """Log a warning (and return True) when the existing demo's images predate the current generator.
+
+    The shipped baseline is trained on the current version; on older images (version 1 paired the badges
+    the other way round) its predictions and the README's numbers do not hold. Nothing is changed: the
+    project may hold the user's own boxes.
+    """
+    from core.data import GENERATOR_VERSION, load_manifest
+
+    try:
+        version = load_manifest(demo_dir(settings)).get("version")
+    except (OSError, ValueError):
+        return False  # no manifest: nothing to compare (a demo made elsewhere, or files removed)
+    if version == GENERATOR_VERSION:
+        return False
+    log.warning("the demo project in %s was made from demo data set version %s, but this release ships a baseline "
+                "for version %d: its predictions and numbers will not match the README. Start with a fresh data "
+                "dir (--data-dir) to get the current demo; your existing project is left as it is.",
+                settings.data_dir, version, GENERATOR_VERSION)
     return True
 
 

@@ -9,6 +9,7 @@ from core.data.dataset import GuidanceDataset, Sample, collate_guidance, images_
 from core.data.records import Box, ImageLoadError, ImageRecord, load_rgb, resize_rgb, scale_boxes
 from core.data.synthetic import (
     CLASSES,
+    GENERATOR_VERSION,
     GROUPS,
     RenderStyle,
     SyntheticConfig,
@@ -20,6 +21,7 @@ from core.data.synthetic import (
 
 __all__ = [
     "CLASSES",
+    "GENERATOR_VERSION",
     "GROUPS",
     "Box",
     "GuidanceDataset",
