@@ -11,7 +11,7 @@ localisation loss.
 
     python bench/demo.py [--seeds 0 1 2] [--variants "contrast target" ...] [--data-dir /tmp/demo]
 
-Slow (about 14 minutes for 3 seeds on 2 CPU cores); never part of the test run.
+Slow (about 15 minutes for 3 seeds on 2 CPU cores); never part of the test run.
 """
 
 from __future__ import annotations
