@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.data import CLASSES, GROUPS, demo_records, generate_demo_dataset, load_manifest, load_rgb
 from core.explain import EXPLAINERS
+from core.guidance import boxes_to_masks
 from core.train import TrainConfig, load_checkpoint
 from core.train.evaluate import evaluate
 from core.train.fine_tune import fine_tune
@@ -58,6 +59,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def aligned(group: str) -> bool:
+    """True for a cue-aligned group such as ``"warm/cue-warm"``."""
+    label, cue = group.split("/cue-")
+    return label == cue
+
+
 @dataclass(frozen=True)
 class DecisionProbe:
     """The cue-conflicting test images, to ask where the *decision* comes from (SCIENCE.md §7).
@@ -75,15 +82,13 @@ class DecisionProbe:
     @classmethod
     def from_records(cls, records: list, cue_region: list[int], size: int) -> DecisionProbe:
         """Build from the conflicting records of a split."""
-        conflicting = [r for r in records if GROUPS[r.group].split("/cue-")[0] != GROUPS[r.group].split("/cue-")[1]]
+        conflicting = [r for r in records if not aligned(GROUPS[r.group])]
         images = torch.from_numpy(np.stack([load_rgb(r.path) for r in conflicting])).permute(0, 3, 1, 2).float() / 255
-        boxes = torch.zeros(len(conflicting), size, size, dtype=torch.bool)
-        for i, record in enumerate(conflicting):
-            x0, y0, x1, y1 = (int(v) for v in record.boxes[0])
-            boxes[i, y0:y1, x0:x1] = True
-        badge = torch.zeros(size, size, dtype=torch.bool)
-        badge[cue_region[1]:cue_region[3], cue_region[0]:cue_region[2]] = True
-        return cls(images, torch.tensor([r.labels[0] for r in conflicting]), badge, boxes)
+        boxes = torch.tensor([[r.boxes[0]] for r in conflicting])  # (N, 1, 4): one object box per image
+        masks = boxes_to_masks(boxes, torch.ones(len(conflicting), 1, dtype=torch.bool), size, size)
+        badge = boxes_to_masks(torch.tensor([[cue_region]], dtype=torch.float), torch.ones(1, 1, dtype=torch.bool),
+                               size, size)[0]
+        return cls(images, torch.tensor([r.labels[0] for r in conflicting]), badge, masks)
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         """Mean contribution of the badge and of the object box to the decision margin."""
@@ -100,9 +105,9 @@ def test_metrics(model: torch.nn.Module, data: TrainData, test: list, probe: Dec
     loader = build_loader(test, data, 128, shuffle=False, seed=0, cache=True)
     result = evaluate(model, (to_device(b, torch.device("cpu")) for b in loader), multi_label=False,
                       group_names=list(GROUPS))
-    aligned = [v for k, v in result.metrics["group_accuracy"].items() if k.split("/cue-")[0] == k.split("/cue-")[1]]
+    accuracies = [v for k, v in result.metrics["group_accuracy"].items() if aligned(k)]
     return {**{k: result.metrics[k] for k in ("accuracy", "epg", "iou", "worst_group_accuracy")},
-            "aligned_accuracy": sum(aligned) / len(aligned), **probe(model),
+            "aligned_accuracy": sum(accuracies) / len(accuracies), **probe(model),
             "group_accuracy": result.metrics["group_accuracy"]}
 
 
