@@ -32,11 +32,11 @@ def torchvision_model(name: str, num_classes: int = 7) -> nn.Module:
 
 @pytest.mark.parametrize("name", ["resnet18", "densenet121"])
 def test_steps_one_and_two_preserve_outputs_exactly(name):
-    original = torchvision_model(name)
-    images = torch.rand(2, 3, 32, 32)
+    original = torchvision_model(name).double()  # float64: exactness is the claim, not float32 rounding
+    images = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
-        expected = original(ChannelNormalization.imagenet()(images))
-        converted = cb.bcosify_input(original).eval()
+        expected = original(ChannelNormalization.imagenet().double()(images))
+        converted = cb.bcosify_input(original).double().eval()
         torch.testing.assert_close(converted(images), expected, rtol=1e-5, atol=1e-5)
     assert converted.features[0].in_channels == 6 and converted.logit_bias == 0.0
 
