@@ -7,6 +7,7 @@ from functools import partial
 
 from torch import nn
 
+from core import methods
 from core.bcos import resnet
 from core.bcos.bcosify import bcosify
 from core.bcos.torchvision_weights import TORCHVISION_BUILDERS
@@ -27,6 +28,7 @@ ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "bcos_small": resnet.small_resnet,
     **{f"bcosified_{name}": partial(_bcosified, name) for name in TORCHVISION_BUILDERS},
 }
+methods.check_implemented("architecture", ARCHITECTURES, methods.ARCHITECTURES)
 
 
 def build_model(arch: str, num_classes: int) -> nn.Module:

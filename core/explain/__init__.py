@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+from core import methods
 from core.explain.base import Attribution, Explainer, target_scores, upsample
 from core.explain.bcos_explainer import BcosExplainer
 from core.explain.gradcam import GradCAM
@@ -38,3 +39,4 @@ __all__ = [
 EXPLAINERS: dict[str, type[Explainer]] = {
     cls.name: cls for cls in (BcosExplainer, InputXGradient, GradCAM, IntegratedGradients)
 }
+methods.check_implemented("explainer", EXPLAINERS, methods.METHODS)

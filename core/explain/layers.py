@@ -13,9 +13,11 @@ import difflib
 
 from torch import nn
 
+from core.methods import LAYERS
+
 __all__ = ["LAYER_NAMES", "resolve_layer"]
 
-LAYER_NAMES: tuple[str, ...] = ("input", "mid1", "mid2", "mid3", "final")
+LAYER_NAMES: tuple[str, ...] = tuple(LAYERS)
 _RESNET_STAGES: dict[str, str] = {"mid1": "layer1", "mid2": "layer2", "mid3": "layer3", "final": "layer4"}
 
 

@@ -7,6 +7,7 @@ Models with Explanations*, ICCV 2023): box masks and the four localisation losse
 
 from __future__ import annotations
 
+from core import methods
 from core.guidance.base import ENERGY_EPS, LocalisationLoss, defined_images, max_normalise, resize_to
 from core.guidance.energy import energy_loss
 from core.guidance.l1 import l1_loss
@@ -20,6 +21,7 @@ LOSSES: dict[str, LocalisationLoss] = {
     "ppce": ppce_loss,
     "rrr": rrr_loss,
 }
+methods.check_implemented("loss", LOSSES, methods.LOSSES)
 
 __all__ = [
     "ENERGY_EPS",

@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_checkpoint": "core.train.checkpoint",
     "read_checkpoint": "core.train.checkpoint",
     "save_checkpoint": "core.train.checkpoint",
-    "ATTRIBUTION_NAMES": "core.train.config",
+    "METHOD_CHOICES": "core.train.config",
     "LAYER_NAMES": "core.train.config",
     "LOSS_NAMES": "core.train.config",
     "TARGET_NAMES": "core.train.config",

@@ -1,14 +1,74 @@
-"""The training configuration: one frozen dataclass, stored inside every checkpoint."""
+"""The training configuration: one frozen dataclass, the one schema of every training setting.
+
+Each field carries its own metadata (`Setting`: label, help, choices, bounds, where it is shown). From
+it the `train` command builds its flags (`services/commands/train.py`), the UI builds its advanced
+settings form (`ui/layout_jobs.py`), and `TrainConfig.__post_init__` validates — so a setting is
+written once. The config travels to the training process inside its run row, never as command-line
+strings, and is stored inside every checkpoint. Torch-free on purpose.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
-LOSS_NAMES = ("energy", "l1", "ppce", "rrr")
-ATTRIBUTION_NAMES = ("bcos", "ixg", "gradcam", "intgrad")
-LAYER_NAMES = ("input", "mid1", "mid2", "mid3", "final")
-TARGET_NAMES = ("auto", "class", "contrast")
+from core import methods
+
+__all__ = ["LAYER_NAMES", "LOSS_NAMES", "METHOD_CHOICES", "TARGET_NAMES", "Setting", "TrainConfig", "default_of",
+           "settings"]
+
+LOSS_NAMES: tuple[str, ...] = tuple(methods.LOSSES)
+LAYER_NAMES: tuple[str, ...] = tuple(methods.LAYERS)
+TARGET_NAMES: tuple[str, ...] = tuple(methods.TARGETS)
+# "auto": the model's own explanation if it is a B-cos net, else Input×Gradient (core.methods.default_method)
+METHOD_CHOICES: tuple[str, ...] = ("auto", *(m.name for m in methods.METHODS.values() if m.guidable))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the command line and the UI need to know about one training setting.
+
+    `minimum`/`maximum` are inclusive unless `exclusive_minimum`; `cli` False: no flag (the global
+    option or the run itself sets it); `hidden`: a flag left out of `--help` (tests, smoke runs);
+    `ui` False: not in the advanced-settings form.
+    """
+
+    label: str
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    cli: bool = True
+    hidden: bool = False
+    ui: bool = True
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ValueError saying what is allowed when `value` breaks this setting's rules."""
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{name}={value!r} is not one of {', '.join(self.choices)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        if value != value:  # NaN compares unequal to itself
+            raise ValueError(f"{name} must be a number, not NaN")
+        low_ok = self.minimum is None or (value > self.minimum if self.exclusive_minimum else value >= self.minimum)
+        if not low_ok or (self.maximum is not None and value > self.maximum):
+            raise ValueError(f"{name}={value} is out of range: {self.describe_range()}")
+
+    def describe_range(self) -> str:
+        """The allowed range in words, e.g. "> 0 and ≤ 1"."""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '≥'} {self.minimum:g}")
+        if self.maximum is not None:
+            parts.append(f"≤ {self.maximum:g}")
+        return " and ".join(parts) or "any number"
+
+
+def setting(default: Any, label: str, help: str, **rules: Any) -> Any:
+    """A dataclass field with its `Setting` metadata."""
+    return field(default=default, metadata={"setting": Setting(label=label, help=help, **rules)})
 
 
 @dataclass(frozen=True)
@@ -16,52 +76,58 @@ class TrainConfig:
     """Guided fine-tuning settings (Rao et al., ICCV 2023, with the choices of this project).
 
     `lam` weighs the *sum* of per-image localisation losses over the annotated images of a batch
-    (SCIENCE.md §4). `annotated_fraction` picks a fixed subset of the training images whose boxes
-    are used (1.0: every image that has boxes). `target="contrast"` guides
-    `logit_t - max_{c≠t} logit_c` instead of `logit_t` (SCIENCE.md §7); `"auto"` (the default) is the
-    contrast for single-label data, where it won the demo comparison, and the class logit (the paper's
-    recipe) for multi-label data, where the other classes may be present too.
+    (docs/science.md §4). `target="contrast"` guides `logit_t - max_{c≠t} logit_c` instead of `logit_t`
+    (docs/science.md §7); `"auto"` is the contrast for single-label data, where it won the demo comparison,
+    and the class logit (the paper's recipe) for multi-label data.
 
-    `freeze_norm=True` keeps batch-norm layers on their running statistics while fine-tuning, so
-    the network trained is the network evaluated: with batch statistics the localisation loss can
-    be met in training mode and lost in eval mode (measured on the demo: train-set EPG 0.95 with
-    batch statistics, 0.01 with running statistics). With `freeze_norm=False` (training from
-    scratch) the running statistics are re-estimated on the training data before each evaluation.
+    `freeze_norm=True` keeps batch-norm layers on their running statistics while fine-tuning, so the
+    network trained is the network evaluated (measured on the demo: train-set EPG 0.95 with batch
+    statistics, 0.01 with running statistics). With `freeze_norm=False` (training from scratch) the
+    running statistics are re-estimated on the training data before each evaluation.
     """
 
-    loss: str = "energy"
-    attribution: str = "bcos"
-    layer: str = "mid2"  # demo evidence: with the contrast target, as good as input and ~1.5x faster (bench/RESULTS.md)
-    lam: float = 0.5  # demo evidence (bench/RESULTS.md); the paper's 1e-3 barely moves a 10%-boxed run
-    lr: float = 1e-4  # paper recipe (Adam)
-    epochs: int = 2
-    batch_size: int = 64
-    annotated_fraction: float = 1.0
-    box_dilation: float = 0.0
-    target: str = "auto"  # demo evidence: contrast closes the negative-evidence shortcut (bench/RESULTS.md)
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    weight_decay: float = 0.0
-    min_metric: float = 0.0  # stop early when accuracy/F1 on val falls below this (0: never)
-    eval_split: str = "val"
-    max_steps_per_epoch: int = 0  # 0: whole epochs (tests and smoke runs use a small number)
-    select_tolerance: float = 0.02  # best = highest EPG within this of the base accuracy/F1
-    freeze_norm: bool = True  # normalisation layers use their running statistics while fine-tuning
+    loss: str = setting("energy", "Loss", "localisation loss", choices=LOSS_NAMES)
+    attribution: str = setting("auto", "Attribution", "explanation method guided (auto: B-cos for B-cos models, "
+                               "else Input×Gradient)", choices=METHOD_CHOICES)
+    # demo evidence: with the contrast target, as good as input and ~1.5x faster (bench/RESULTS.md)
+    layer: str = setting("mid2", "Layer", "layer the explanation is taken at", choices=LAYER_NAMES)
+    target: str = setting("auto", "Guided target", "guided score: class logit, contrast, or auto = contrast for "
+                          "single-label and class for multi-label projects", choices=TARGET_NAMES)
+    # demo evidence (bench/RESULTS.md); the paper's 1e-3 barely moves a 10%-boxed run
+    lam: float = setting(0.5, "λ (localisation weight)", "weight of the summed localisation loss (0: no boxes)",
+                         minimum=0.0, maximum=1e4)
+    lr: float = setting(1e-4, "Learning rate", "learning rate (Adam)", minimum=0.0, exclusive_minimum=True,
+                        maximum=1.0)
+    epochs: int = setting(2, "Epochs", "epochs", minimum=1, maximum=10_000)
+    batch_size: int = setting(64, "Batch size", "batch size", minimum=1, maximum=4096)
+    annotated_fraction: float = setting(1.0, "Annotated fraction used", "fraction of the training images with "
+                                        "boxes whose boxes are used", minimum=0.0, exclusive_minimum=True,
+                                        maximum=1.0)
+    box_dilation: float = setting(0.0, "Box dilation", "grow every box side by this fraction of its size",
+                                  minimum=0.0, maximum=1.0)
+    seed: int = setting(0, "Seed", "random seed", minimum=0, ui=False)
+    device: str = setting("auto", "Device", "torch device (set by the global --device option)", cli=False, ui=False)
+    bf16: bool = setting(False, "bf16", "bf16 autocast (CUDA only)", ui=False)
+    weight_decay: float = setting(0.0, "Weight decay", "AdamW weight decay", minimum=0.0, maximum=1.0, ui=False)
+    min_metric: float = setting(0.0, "Stop below", "stop early when val accuracy/F1 falls below this (0: never)",
+                                minimum=0.0, maximum=1.0, ui=False)
+    eval_split: str = setting("val", "Validation split", "split evaluated after each epoch", cli=False, ui=False)
+    max_steps_per_epoch: int = setting(0, "Max steps per epoch (0: all)", "cap on steps per epoch (smoke runs)",
+                                       minimum=0, hidden=True)
+    select_tolerance: float = setting(0.02, "Selection tolerance", "best = highest EPG within this of the base "
+                                      "accuracy/F1", minimum=0.0, maximum=1.0, cli=False, ui=False)
+    freeze_norm: bool = setting(True, "Freeze norm statistics", "normalisation layers use their running statistics "
+                                "while fine-tuning", ui=False)
 
     def __post_init__(self) -> None:
-        checks = (("loss", LOSS_NAMES), ("attribution", ATTRIBUTION_NAMES), ("layer", LAYER_NAMES),
-                  ("target", TARGET_NAMES))
-        for name, allowed in checks:
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
-        if not 0.0 < self.annotated_fraction <= 1.0:
-            raise ValueError("annotated_fraction must be in (0, 1]")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.lam < 0 or self.lr <= 0 or self.box_dilation < 0:
-            raise ValueError("lam and box_dilation must be >= 0 and lr > 0")
+        for name, rule in settings():
+            rule.check(name, getattr(self, name))
+
+    def resolved(self, *, is_bcos: bool) -> TrainConfig:
+        """This config with `attribution="auto"` replaced by the model's default method."""
+        if self.attribution != "auto":
+            return self
+        return replace(self, attribution=methods.default_method(is_bcos))
 
     def guides_contrast(self, multi_label: bool) -> bool:
         """True when the guided score is the contrast `logit_t - max_{c≠t} logit_c` for this kind of data."""
@@ -72,11 +138,48 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict, ignoring unknown keys (older/newer checkpoints)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys (older/newer checkpoints); values are coerced to the
+        field's type, so a form's `3.0` epochs or a JSON row's ints work."""
+        known = {f.name: f for f in fields(cls)}
+        return cls(**{k: _coerce(known[k].default, v) for k, v in data.items() if k in known})
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
-        """A copy with the given non-None fields replaced."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        """A copy with the given non-None fields replaced (validated)."""
+        return TrainConfig.from_dict({**self.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def settings() -> Iterator[tuple[str, Setting]]:
+    """Every field of `TrainConfig` with its `Setting`, in declaration order."""
+    for f in fields(TrainConfig):
+        yield f.name, f.metadata["setting"]
+
+
+def default_of(name: str) -> Any:
+    """The default value of a `TrainConfig` field."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    return None if f.default is MISSING else f.default
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    """`value` as the type of `default` (bool/int/float/str); ValueError naming the value otherwise."""
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{value!r} is not true or false")
+            return value.lower() in ("true", "1")
+        return bool(value)
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{value!r} is not a whole number")
+        try:
+            return int(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{value!r} is not a whole number") from exc
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a number") from exc
+    return value

@@ -69,6 +69,7 @@ def fine_tune(
     emit = on_event or (lambda event: None)
     stop = should_stop or (lambda: False)
     started = time.monotonic()
+    cfg = cfg.resolved(is_bcos=bool(getattr(model, "is_bcos", False)))
     device = dist_utils.local_device(resolve_device(cfg.device))
     generator = seed_everything(cfg.seed + dist_utils.rank())
     model.to(device)
