@@ -1,231 +1,261 @@
-"""A training job end to end: run row, base model, data, `fine_tune`, checkpoints, before/after."""
+"""Executing a training run (inside the trainer process): base model, data, `fine_tune`, checkpoints,
+before/after figures. The run's settings come from its row (services/runs.py queues it)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from tqdm import tqdm
 
-from services.database import open_store
+from core import methods
+from core.train import CheckpointError, TrainConfig, TrainData, TrainingCancelled, load_checkpoint
+from core.train import distributed as dist_utils
+from core.train.checkpoint import read_checkpoint
+from core.train.fine_tune import FineTuneResult, fine_tune
+from services.checkpoints import resolve_checkpoint
+from services.database import Database, open_store
+from services.datasets import project_train_data
+from services.errors import ConflictError
+from services.evaluation import evaluate_checkpoint
 from services.models import checkpoint_file, model_device
+from services.runs import HEARTBEAT_INTERVAL_S, queue_run
 from services.settings import Settings
-from store.db import open_database, session_scope
-from store.errors import ConflictError, NotFoundError
-from store.models import Project
+from services.training import RunReporter, prune_dropped_checkpoints
+from store.db import session_scope
 from store.models_runs import Checkpoint
-from store.paths import stored_path
-from store.runs import active_checkpoint, get_checkpoint, register_checkpoint
+from store.projects import get_project
+from store.queries import count_images
+from store.runs import (
+    activate_checkpoint,
+    active_checkpoint,
+    get_checkpoint,
+    get_training_run,
+    heartbeat,
+    run_checkpoints,
+    update_training_run,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainRequest:
-    """What `app.py train` was asked: the project, the base checkpoint and config overrides (None: default)."""
+class TrainResult:
+    """What a training run produced; `to_json()` is the `train --json` object."""
 
-    project: str
-    base: str = "active"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    progress_bar: bool = True
+    run_id: int | None
+    status: str
+    error: str | None = None
+    checkpoints: tuple[str, ...] = ()
+    best_checkpoint: str | None = None
+    best_checkpoint_id: int | None = None
+    active_checkpoint_id: int | None = None
+    seconds: float = 0.0
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    message: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
 
-
-def resolve_checkpoint(session: Session, settings: Settings, project: Project, ref: str) -> Checkpoint:
-    """A checkpoint by id, file path (registered on the fly) or 'active'; ValueError with what to do."""
-    if ref in ("", "active"):
-        checkpoint = active_checkpoint(session, project.id)
-        if checkpoint is None:
-            raise NotFoundError(f"project {project.name!r} has no active checkpoint; register one (Models tab) "
-                                "or pass --base/--checkpoint with a file path")
-        return checkpoint
-    if ref.isdigit():
-        checkpoint = get_checkpoint(session, int(ref))
-        if checkpoint.project_id != project.id:
-            raise NotFoundError(f"checkpoint {ref} belongs to another project")
-        return checkpoint
-    from core.train import file_sha256, read_checkpoint
-
-    path = Path(ref)
-    arch = read_checkpoint(path)["arch"]
-    return register_checkpoint(session, project_id=project.id, path=stored_path(path, settings.data_dir),
-                               sha256=file_sha256(path), arch=arch, note="registered by train/evaluate")
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field."""
+        return {**asdict(self), "checkpoints": list(self.checkpoints)}
 
 
-def train_project(settings: Settings, request: TrainRequest, *, cancel: threading.Event) -> dict[str, Any]:
-    """Run one guided fine-tune of a project; returns the `train --json` object (status and all)."""
-    from core.train import CheckpointError
-    from core.train import distributed as dist_utils
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs, read from its row and the project before training starts."""
 
-    dist_utils.init_from_env(model_device(settings))
-    try:
-        if not dist_utils.is_rank0():  # other ranks train alongside; rank 0 owns the run row and files
-            return _train_worker(settings, request, cancel)
-        engine = open_store(settings)
-        try:
-            job = _prepare(engine, settings, request)
-        except (ValueError, ConflictError, CheckpointError) as exc:
-            log.error("%s", exc)
-            return {"run_id": None, "status": "failed", "error": str(exc), "checkpoints": [], "best_checkpoint": None}
-        return _execute(engine, settings, job, request, cancel)
-    finally:
-        dist_utils.shutdown()
-
-
-def _train_worker(settings: Settings, request: TrainRequest, cancel: threading.Event) -> dict[str, Any]:
-    """A non-zero rank under torchrun: same data and config, no database writes, no files."""
-    from core.train import TrainConfig, load_checkpoint
-    from core.train.fine_tune import fine_tune
-    from services.datasets import project_train_data
-    from store.projects import get_project
-
-    engine = open_database(settings.database_url)
-    with session_scope(engine) as session:
-        project = get_project(session, request.project)
-        base = resolve_checkpoint(session, settings, project, request.base)
-        data = project_train_data(session, settings, project)
-        base_path = checkpoint_file(settings, base.path)
-    loaded = load_checkpoint(base_path, map_location=model_device(settings), expected_classes=list(data.classes))
-    config = TrainConfig(device=settings.device).with_overrides(**_attribution_default(request.overrides, loaded.arch))
-    fine_tune(loaded.model, data, config, out_dir=settings.checkpoint_dir / "unused", should_stop=cancel.is_set)
-    return {"status": "succeeded"}
-
-
-def _attribution_default(overrides: dict[str, Any], arch: str) -> dict[str, Any]:
-    out = dict(overrides)
-    if out.get("attribution") is None and not _is_bcos_arch(arch):
-        out["attribution"] = "ixg"  # B-cos contributions need a B-cos network
-    return out
-
-
-@dataclass
-class _Job:
     run_id: int
     project_id: int
     project_name: str
     base_id: int
     base_path: Path
-    classes: list[str]
-    data: Any
-    config: Any
+    data: TrainData
+    config: TrainConfig
     eval_split: str
 
 
-def _prepare(engine: Engine, settings: Settings, request: TrainRequest) -> _Job:
-    import os
+def evaluate_reference(settings: Settings, project: str, ref: str, *, split: str = "test",
+                       attribution: str | None = None, layer: str = "input") -> dict[str, Any]:
+    """`app.py evaluate`: evaluate checkpoint `ref` (id, file or 'active') of `project` on `split`, store
+    the per-image results, return the summary."""
+    with session_scope(open_store(settings)) as session:
+        proj = get_project(session, project)
+        checkpoint = resolve_checkpoint(session, settings, proj, ref)
+        return evaluate_checkpoint(session, settings, proj, checkpoint, split=split, attribution=attribution,
+                                   layer=layer)
 
-    from core.train import TrainConfig, read_checkpoint
-    from services.datasets import project_train_data
-    from store.projects import get_project
-    from store.runs import create_training_run, update_training_run
 
+def train_project(settings: Settings, *, project: str, overrides: dict[str, Any], base: str = "active",
+                  activate: bool = False, cancel: threading.Event, progress_bar: bool = True) -> TrainResult:
+    """`app.py train --project P`: queue a run with these settings, then execute it in this process
+    (under torchrun rank 0 queues it and every rank executes it)."""
+    dist_utils.init_from_env(model_device(settings))
+    try:
+        run_id = 0
+        if dist_utils.is_rank0():
+            try:
+                run_id = queue_run(open_store(settings), settings, project, overrides, base=base)
+            except (ValueError, ConflictError) as exc:
+                log.error("%s", exc)
+                run_id = -1
+                dist_utils.broadcast_int(run_id, model_device(settings))
+                return TrainResult(run_id=None, status="failed", error=str(exc))
+        run_id = dist_utils.broadcast_int(run_id, model_device(settings))
+        if run_id < 0:
+            return TrainResult(run_id=None, status="failed", error="rank 0 could not queue the run")
+        return execute_run(settings, run_id, activate=activate, cancel=cancel, progress_bar=progress_bar)
+    finally:
+        dist_utils.shutdown()
+
+
+def execute_run(settings: Settings, run_id: int, *, activate: bool = False, cancel: threading.Event,
+                progress_bar: bool = True) -> TrainResult:
+    """`app.py train --run ID`: execute a queued run. Rank 0 owns the row and the files; other ranks train
+    alongside without writing."""
+    dist_utils.init_from_env(model_device(settings))
+    engine = open_store(settings, upgrade_schema=dist_utils.is_rank0())
+    rank0 = dist_utils.is_rank0()
+    try:
+        plan = _plan(engine, settings, run_id, claim=rank0)
+    except (ValueError, CheckpointError) as exc:
+        log.error("run %d: %s", run_id, exc)
+        if rank0:
+            _fail(engine, run_id, str(exc))
+        return TrainResult(run_id=run_id, status="failed", error=str(exc))
+    if not rank0:
+        base = load_checkpoint(plan.base_path, map_location=model_device(settings),
+                               expected_classes=list(plan.data.classes))
+        fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir / "unused",
+                  should_stop=cancel.is_set)
+        return TrainResult(run_id=run_id, status="succeeded")
+    with _heartbeats(engine, run_id):
+        return _execute(engine, settings, plan, activate=activate, cancel=cancel, progress_bar=progress_bar)
+
+
+def _plan(engine: Database, settings: Settings, run_id: int, *, claim: bool) -> RunPlan:
+    """Read the run row (its config), the base checkpoint and the data; `claim` marks the row running."""
     with session_scope(engine) as session:
-        project = get_project(session, request.project)
-        base = resolve_checkpoint(session, settings, project, request.base)
+        run = get_training_run(session, run_id)
+        if claim and run.status != "queued":
+            raise ValueError(f"run {run_id} is {run.status}, not queued: start a new run instead")
+        project = get_project(session, run.project_id)
+        if run.base_checkpoint_id is None:
+            raise ValueError(f"run {run_id} has no base checkpoint")
+        base = get_checkpoint(session, run.base_checkpoint_id)
         base_path = checkpoint_file(settings, base.path)
-        overrides = _attribution_default(request.overrides, read_checkpoint(base_path)["arch"])
-        config = TrainConfig(device=settings.device).with_overrides(**overrides)
-        data = project_train_data(session, settings, project)
-        run = create_training_run(session, project_id=project.id, config=config.to_dict(), base_checkpoint_id=base.id)
-        session.flush()
-        update_training_run(session, run.id, status="running", pid=os.getpid(), message="starting")
-        has_test = session.execute(_split_count(project.id, "test")).scalar_one() > 0
-        return _Job(run.id, project.id, project.name, base.id, base_path, list(data.classes), data, config,
-                    "test" if has_test else "val")
+        arch = read_checkpoint(base_path)["arch"]
+        config = TrainConfig.from_dict(run.config).resolved(is_bcos=methods.ARCHITECTURES[arch].bcos
+                                                            if arch in methods.ARCHITECTURES else False)
+        data = project_train_data(session, settings, project, val_split=config.eval_split)
+        has_test = count_images(session, project_id=project.id, split="test") > 0
+        if claim:
+            update_training_run(session, run_id, status="running", pid=os.getpid(), message="loading the model")
+        return RunPlan(run_id, project.id, project.name, base.id, base_path, data, config,
+                       "test" if has_test else config.eval_split)
 
 
-def _is_bcos_arch(arch: str) -> bool:
-    from core.bcos import build_model
+@contextmanager
+def _heartbeats(engine: Database, run_id: int) -> Iterator[None]:
+    """Touch the run row every HEARTBEAT_INTERVAL_S while the body runs (also during long evaluations)."""
+    stop = threading.Event()
 
-    return bool(getattr(build_model(arch, num_classes=2), "is_bcos", False))
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL_S):
+            try:
+                with session_scope(engine) as session:
+                    heartbeat(session, run_id)
+            except Exception:  # a missed beat is retried; the run must not die of it
+                log.warning("run %d: heartbeat failed", run_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
-def _split_count(project_id: int, split: str) -> Any:
-    from sqlalchemy import func, select
-
-    from store.models import Image
-
-    return select(func.count()).select_from(Image).where(Image.project_id == project_id, Image.split == split)
-
-
-def _execute(engine: Engine, settings: Settings, job: _Job, request: TrainRequest,
-             cancel: threading.Event) -> dict[str, Any]:
-    import time
-
-    from core.train import TrainingCancelled, load_checkpoint
-    from core.train.fine_tune import fine_tune
-    from services.training import RunReporter, prune_dropped_checkpoints
-
+def _execute(engine: Database, settings: Settings, plan: RunPlan, *, activate: bool, cancel: threading.Event,
+             progress_bar: bool) -> TrainResult:
     started = time.monotonic()
-    bar = _progress_bar(job) if request.progress_bar else None
-    reporter = RunReporter(engine, settings, run_id=job.run_id, project_id=job.project_id, parent_id=job.base_id,
+    bar = tqdm(total=None, desc=f"train {plan.project_name}", unit="step", dynamic_ncols=True) if progress_bar else None
+    reporter = RunReporter(engine, settings, run_id=plan.run_id, project_id=plan.project_id, parent_id=plan.base_id,
                            bar=bar)
     status, error, result = "failed", None, None
     try:
-        base = load_checkpoint(job.base_path, map_location=model_device(settings), expected_classes=job.classes)
-        result = fine_tune(base.model, job.data, job.config, out_dir=settings.checkpoint_dir, parent_sha=base.sha256,
-                           on_event=reporter, should_stop=cancel.is_set)
+        base = load_checkpoint(plan.base_path, map_location=model_device(settings),
+                               expected_classes=list(plan.data.classes))
+        result = fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir,
+                           parent_sha=base.sha256, on_event=reporter, should_stop=cancel.is_set)
         status = "succeeded"
     except TrainingCancelled:
         status = "cancelled"
     except Exception as exc:  # the run row must say what happened, whatever it was
         error = f"{exc.__class__.__name__}: {exc}"
-        log.error("training run %d failed: %s\n%s", job.run_id, error, traceback.format_exc())
+        log.error("training run %d failed: %s\n%s", plan.run_id, error, traceback.format_exc())
     finally:
         if bar is not None:
             bar.close()
-    prune_dropped_checkpoints(engine, settings, job.run_id)
-    summary = _summarise(engine, settings, job, result, status, error, time.monotonic() - started)
-    reporter.finish(status, message=summary.get("message", ""), error=error)
-    return summary
+    prune_dropped_checkpoints(engine, settings, plan.run_id)
+    outcome = _summarise(engine, settings, plan, result, status, error, time.monotonic() - started,
+                         activate=activate)
+    reporter.finish(status, message=outcome.message, error=error)
+    return outcome
 
 
-def _progress_bar(job: _Job) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=None, desc=f"train {job.project_name}", unit="step", dynamic_ncols=True)
-
-
-def _summarise(engine: Engine, settings: Settings, job: _Job, result: Any, status: str, error: str | None,
-               seconds: float) -> dict[str, Any]:
-    from services.evaluation import evaluate_checkpoint
-    from store.models_runs import Checkpoint as CheckpointRow
-    from store.projects import get_project
-
+def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: FineTuneResult | None, status: str,
+               error: str | None, seconds: float, *, activate: bool) -> TrainResult:
     with session_scope(engine) as session:
-        rows = session.query(CheckpointRow).filter(CheckpointRow.run_id == job.run_id).order_by(CheckpointRow.id).all()
-        kept = [str(checkpoint_file(settings, r.path)) for r in rows]
-        out: dict[str, Any] = {"run_id": job.run_id, "status": status, "checkpoints": kept, "best_checkpoint": None,
-                               "best_checkpoint_id": None, "seconds": round(seconds, 2), "error": error}
+        rows = run_checkpoints(session, plan.run_id)
+        kept = tuple(str(checkpoint_file(settings, r.path)) for r in rows)
+        common = {"run_id": plan.run_id, "status": status, "checkpoints": kept, "seconds": round(seconds, 2),
+                  "error": error, "config": plan.config.to_dict()}
         if status != "succeeded" or result is None or result.best is None:
-            return out
-        best_path = Path(result.best["path"])
-        best = next((r for r in rows if checkpoint_file(settings, r.path).resolve() == best_path.resolve()), None)
-        project = get_project(session, job.project_id)
-        base = get_checkpoint(session, job.base_id)
-        # Before/after are measured as `evaluate` measures (explanations at the input, where a person reads
-        # them), whatever layer was guided; GradCAM has no input-level map, so it stays at its layer.
-        layer = job.config.layer if job.config.attribution == "gradcam" else "input"
-        out["before"] = evaluate_checkpoint(session, settings, project, base, split=job.eval_split,
-                                            attribution=job.config.attribution, layer=layer)
-        if best is not None:
-            out["after"] = evaluate_checkpoint(session, settings, project, best, split=job.eval_split,
-                                               attribution=job.config.attribution, layer=layer)
-            out.update(best_checkpoint=str(best_path), best_checkpoint_id=best.id)
-        out["message"] = _outcome(out)
-    return out
+            current = active_checkpoint(session, plan.project_id)
+            return TrainResult(**common, active_checkpoint_id=current.id if current else None)
+        best_path = Path(result.best["path"]).resolve()
+        best = next((r for r in rows if checkpoint_file(settings, r.path).resolve() == best_path), None)
+        project = get_project(session, plan.project_id)
+        # Before/after are measured as `evaluate` measures (where a person reads maps), whatever layer was guided.
+        layer = methods.evaluation_layer(plan.config.attribution)
+
+        def measure(checkpoint: Checkpoint) -> dict[str, Any]:
+            return evaluate_checkpoint(session, settings, project, checkpoint, split=plan.eval_split,
+                                       attribution=plan.config.attribution, layer=layer)
+
+        before = measure(get_checkpoint(session, plan.base_id))
+        after = measure(best) if best is not None else None
+        if activate and best is not None:
+            activate_checkpoint(session, best.id)
+        current = active_checkpoint(session, plan.project_id)
+        outcome = TrainResult(**common, best_checkpoint=str(best_path), best_checkpoint_id=best.id if best else None,
+                              active_checkpoint_id=current.id if current else None, before=before, after=after)
+    return replace(outcome, message=_outcome(before, after))
 
 
-def _outcome(out: dict[str, Any]) -> str:
-    before, after = out.get("before") or {}, out.get("after") or {}
+def _fail(engine: Database, run_id: int, error: str) -> None:
+    with session_scope(engine) as session:
+        run = get_training_run(session, run_id)
+        if run.status in ("queued", "running"):
+            update_training_run(session, run_id, status="failed", error=error)
+
+
+def _outcome(before: dict[str, Any], after: dict[str, Any] | None) -> str:
     if not after:
         return "finished"
-    parts = []
-    for key in ("accuracy", "epg", "worst_group_accuracy"):
-        if before.get(key) is not None and after.get(key) is not None:
-            parts.append(f"{key} {before[key]:.3f} → {after[key]:.3f}")
+    parts = [f"{key} {before[key]:.3f} → {after[key]:.3f}" for key in ("accuracy", "epg", "worst_group_accuracy")
+             if before.get(key) is not None and after.get(key) is not None]
     return "done: " + ", ".join(parts)
+
+
+__all__ = ["RunPlan", "TrainResult", "evaluate_reference", "execute_run", "train_project"]

@@ -1,66 +1,37 @@
 """Running a training job for a project: the run row, progress file, checkpoints, before/after.
 
-The job runs in its own process (`python app.py train`, started by the UI in its own process
+The job runs in its own process (`python app.py train --run ID`, started by the UI in its own process
 group). It reports through the database row (status, progress, message, heartbeat) and a JSON
-progress file with the loss and metric curves, written atomically for the UI to poll.
+progress file with the loss and metric curves, written atomically for the UI to poll (services/runs.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
 from core.train import TrainEvent, file_sha256
+from services.database import Database
 from services.models import checkpoint_file
+from services.runs import write_run_progress
 from services.settings import Settings
 from store.db import session_scope
-from store.models_runs import Checkpoint
 from store.paths import stored_path
-from store.runs import record_evaluation, register_checkpoint, update_training_run
+from store.runs import record_evaluation, register_checkpoint, run_checkpoints, update_training_run
 
 log = logging.getLogger(__name__)
 
 MAX_CURVE_POINTS = 2000
 
 
-def run_progress_path(settings: Settings, run_id: int) -> Path:
-    """The JSON progress file of a run (curves and latest state)."""
-    return settings.data_dir / "runs" / f"run-{run_id}.json"
-
-
-def read_run_progress(settings: Settings, run_id: int) -> dict[str, Any]:
-    """The latest progress snapshot of a run, or {} when none was written yet."""
-    try:
-        return json.loads(run_progress_path(settings, run_id).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temp file and `os.replace`, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class RunReporter:
     """Receives trainer events: updates the run row and progress file (throttled) and registers
     every evaluated checkpoint with its validation metrics as it is written."""
 
-    def __init__(self, engine: Engine, settings: Settings, *, run_id: int, project_id: int,
+    def __init__(self, engine: Database, settings: Settings, *, run_id: int, project_id: int,
                  parent_id: int | None, bar: Any = None, interval_s: float = 1.0) -> None:
         self.engine, self.settings, self.run_id, self.project_id = engine, settings, run_id, project_id
         self.parent_id, self.bar, self.interval_s = parent_id, bar, interval_s
@@ -107,7 +78,7 @@ class RunReporter:
         if not force and now - self._last_write < self.interval_s:
             return
         self._last_write = now
-        write_json_atomic(run_progress_path(self.settings, self.run_id), self.state)
+        write_run_progress(self.settings, self.run_id, self.state)
         with session_scope(self.engine) as session:
             update_training_run(session, self.run_id, progress=self.state["progress"], message=self.state["message"])
 
@@ -116,16 +87,16 @@ class RunReporter:
         self.state.update(status=status, message=message or self.state["message"], error=error)
         if status == "succeeded":
             self.state["progress"] = 1.0
-        write_json_atomic(run_progress_path(self.settings, self.run_id), self.state)
+        write_run_progress(self.settings, self.run_id, self.state)
         with session_scope(self.engine) as session:
             update_training_run(session, self.run_id, status=status, progress=self.state["progress"],
                                 message=self.state["message"], error=error)
 
 
-def prune_dropped_checkpoints(engine: Engine, settings: Settings, run_id: int) -> None:
+def prune_dropped_checkpoints(engine: Database, settings: Settings, run_id: int) -> None:
     """Remove this run's checkpoint rows whose files fell off the Pareto front (and were deleted)."""
     with session_scope(engine) as session:
-        for row in session.query(Checkpoint).filter(Checkpoint.run_id == run_id).all():
+        for row in run_checkpoints(session, run_id):
             if not checkpoint_file(settings, row.path).exists() and not row.active:
                 session.delete(row)
 

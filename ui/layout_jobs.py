@@ -6,20 +6,34 @@ from typing import Any
 
 import gradio as gr
 
-from core.train.config import ATTRIBUTION_NAMES, LAYER_NAMES, LOSS_NAMES, TARGET_NAMES
+from core.train.config import Setting
 from ui.deps import AppDeps
 from ui.handlers import compare, finetune, models
-from ui.handlers.finetune import DEFAULTS, TrainOptions
 
 POLL_SECONDS = 1.5
+
+
+def setting_widget(name: str, rule: Setting, default: Any) -> Any:
+    """The form widget of one `TrainConfig` setting, from its metadata (choices, bounds, step)."""
+    common = {"label": rule.label, "info": rule.help, "elem_id": f"setting-{name}"}
+    if rule.choices:
+        return gr.Dropdown(list(rule.choices), value=default, **common)
+    if isinstance(default, bool):
+        return gr.Checkbox(value=default, **common)
+    if rule.step is not None and rule.minimum is not None and rule.maximum is not None:
+        return gr.Slider(rule.minimum if not rule.exclusive_minimum else rule.step, rule.maximum, default,
+                         step=rule.step, **common)
+    return gr.Number(default, precision=0 if isinstance(default, int) else None, minimum=rule.minimum,
+                     maximum=rule.maximum, **common)
 
 
 def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any], list[Any]]:
     """One button with the defaults, advanced settings folded away, progress, curves, cancel, history.
 
-    The progress timer runs only while this tab's project has a run going (or the process this tab
-    started is still starting up): idle tabs cost the server nothing. Returns the refresh
-    `(fn, inputs, outputs)` for the caller to run on page load and when the tab is opened.
+    The advanced form is generated from `TrainConfig`'s metadata. The progress timer runs only while
+    this tab's project has a run queued or running: idle tabs cost the server nothing, and a reload
+    resumes the live view from the database. Returns the refresh `(fn, inputs, outputs)` for the caller
+    to run on page load and when the tab is opened.
     """
     gr.Markdown("Fine-tune the active model with the boxes of this project. The job runs in its own process; "
                 "you can keep working while it runs.")
@@ -27,22 +41,14 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
         start = gr.Button("Fine-tune with recommended settings", variant="primary", elem_id="start-training")
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-training")
     with gr.Accordion("Advanced settings", open=False):
-        with gr.Row():
-            loss = gr.Dropdown(list(LOSS_NAMES), value=DEFAULTS.loss, label="Loss")
-            attribution = gr.Dropdown(["auto", *ATTRIBUTION_NAMES], value="auto", label="Attribution")
-            layer = gr.Dropdown(list(LAYER_NAMES), value=DEFAULTS.layer, label="Layer")
-            target = gr.Dropdown(list(TARGET_NAMES), value=DEFAULTS.target, label="Guided target")
-        with gr.Row():
-            lam = gr.Number(DEFAULTS.lam, label="λ (localisation weight)")
-            lr = gr.Number(DEFAULTS.lr, label="Learning rate")
-            epochs = gr.Number(DEFAULTS.epochs, label="Epochs", precision=0, minimum=1)
-            batch = gr.Number(DEFAULTS.batch_size, label="Batch size", precision=0, minimum=1)
-        with gr.Row():
-            fraction = gr.Slider(0.01, 1.0, DEFAULTS.annotated_fraction, step=0.01, label="Annotated fraction used")
-            dilation = gr.Slider(0.0, 1.0, DEFAULTS.box_dilation, step=0.05, label="Box dilation")
-            max_steps = gr.Number(0, label="Max steps per epoch (0: all)", precision=0, minimum=0)
+        advanced = []
+        per_row = 4
+        for offset in range(0, len(finetune.FORM_SETTINGS), per_row):
+            with gr.Row():
+                advanced += [setting_widget(name, rule, getattr(finetune.DEFAULTS, name))
+                             for name, rule in finetune.FORM_SETTINGS[offset:offset + per_row]]
     status = gr.Textbox(label="Last action", interactive=False, elem_id="train-status")
-    progress = gr.HTML(finetune.progress_html(0, "idle", ""), elem_id="train-progress")
+    progress = gr.HTML(finetune.progress_html(None), elem_id="train-progress")
     with gr.Row():
         loss_plot = gr.LinePlot(x="step", y="value", color="series", title="Training losses", height=260,
                                 visible=False)
@@ -53,20 +59,19 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     timer = gr.Timer(POLL_SECONDS, active=False)
 
     def go(name: str, *values: Any) -> tuple:
-        lo, at, la, ta, lm, r, ep, bs, fr, di, ms = values
-        options = TrainOptions(loss=lo, attribution=None if at == "auto" else at, layer=la, target=ta, lam=lm, lr=r,
-                               epochs=int(ep) if ep else None, batch_size=int(bs) if bs else None,
-                               annotated_fraction=fr, box_dilation=di, max_steps_per_epoch=int(ms) or None)
-        return finetune.start_training(deps, name, options)
+        return finetune.start_training(deps, name, values)
 
     def poll(name: str, state: dict[str, Any] | None) -> tuple:
         bar, losses, metrics, history, active = finetune.poll_training(deps, name, state)
         curves = (gr.update(value=frame, visible=not frame.empty) for frame in (losses, metrics))  # no empty axes
-        return (bar, *curves, history, gr.Timer(active=active))
+        return (bar, *curves, history, gr.Timer(active=active), gr.update(interactive=not active))
 
-    advanced = [loss, attribution, layer, target, lam, lr, epochs, batch, fraction, dilation, max_steps]
-    poll_inputs, poll_outputs = [project, run_state], [progress, loss_plot, metric_plot, runs, timer]
-    start.click(go, [project, *advanced], [run_state, status], api_name="start_training").then(
+    poll_inputs = [project, run_state]
+    poll_outputs = [progress, loss_plot, metric_plot, runs, timer, start]
+    # The button is disabled before the request is sent, so a double click starts one run; the poll that
+    # follows enables it again when nothing runs (also after a refusal).
+    start.click(lambda: gr.update(interactive=False), None, start, queue=False, api_visibility="private").then(
+        go, [project, *advanced], [run_state, status], api_name="start_training").then(
         poll, poll_inputs, poll_outputs, show_progress="hidden")
     cancel.click(lambda n, s: finetune.cancel_training(deps, n, s), [project, run_state], status,
                  api_name="cancel_training").then(poll, poll_inputs, poll_outputs, show_progress="hidden")

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from common import write_json_atomically
 from core.data.records import ImageRecord
 from core.data.synthetic_draw import CUE_COLOURS, RenderStyle, draw_image, sample_object
 
@@ -204,9 +204,7 @@ def generate_demo_dataset(directory: str | Path, config: SyntheticConfig | None 
         "cue_for_class": {CLASSES[c]: CUE_NAMES[c] for c in range(2)},
         "images": images,
     }
-    temporary = manifest_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(temporary, manifest_path)
+    write_json_atomically(manifest_path, manifest, indent=1)
     log.info("wrote %d demo images to %s in %.1f s", len(images), directory, time.perf_counter() - start)
     return manifest_path
 

@@ -31,7 +31,7 @@ class Setting:
 
     `minimum`/`maximum` are inclusive unless `exclusive_minimum`; `cli` False: no flag (the global
     option or the run itself sets it); `hidden`: a flag left out of `--help` (tests, smoke runs);
-    `ui` False: not in the advanced-settings form.
+    `ui` False: not in the advanced-settings form; `step`: shown there as a slider.
     """
 
     label: str
@@ -43,6 +43,7 @@ class Setting:
     cli: bool = True
     hidden: bool = False
     ui: bool = True
+    step: float | None = None  # a slider in the UI form with this step (else a number box)
 
     def check(self, name: str, value: Any) -> None:
         """Raise ValueError saying what is allowed when `value` breaks this setting's rules."""
@@ -102,13 +103,13 @@ class TrainConfig:
     batch_size: int = setting(64, "Batch size", "batch size", minimum=1, maximum=4096)
     annotated_fraction: float = setting(1.0, "Annotated fraction used", "fraction of the training images with "
                                         "boxes whose boxes are used", minimum=0.0, exclusive_minimum=True,
-                                        maximum=1.0)
+                                        maximum=1.0, step=0.01)
     box_dilation: float = setting(0.0, "Box dilation", "grow every box side by this fraction of its size",
-                                  minimum=0.0, maximum=1.0)
+                                  minimum=0.0, maximum=1.0, step=0.05)
     seed: int = setting(0, "Seed", "random seed", minimum=0, ui=False)
     device: str = setting("auto", "Device", "torch device (set by the global --device option)", cli=False, ui=False)
     bf16: bool = setting(False, "bf16", "bf16 autocast (CUDA only)", ui=False)
-    weight_decay: float = setting(0.0, "Weight decay", "AdamW weight decay", minimum=0.0, maximum=1.0, ui=False)
+    weight_decay: float = setting(0.0, "Weight decay", "weight decay (Adam)", minimum=0.0, maximum=1.0, ui=False)
     min_metric: float = setting(0.0, "Stop below", "stop early when val accuracy/F1 falls below this (0: never)",
                                 minimum=0.0, maximum=1.0, ui=False)
     eval_split: str = setting("val", "Validation split", "split evaluated after each epoch", cli=False, ui=False)

@@ -67,12 +67,17 @@ def barrier() -> None:
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
     """Rank 0's decision (stop early, cancelled) shared with every rank."""
+    return bool(broadcast_int(1 if flag else 0, device))
+
+
+def broadcast_int(value: int, device: torch.device) -> int:
+    """Rank 0's integer (a run id, a decision) shared with every rank; unchanged when not distributed."""
     if not is_distributed():
-        return flag
+        return value
     backend_device = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    value = torch.tensor([1 if flag else 0], device=backend_device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
+    tensor = torch.tensor([value], device=backend_device, dtype=torch.long)
+    dist.broadcast(tensor, src=0)
+    return int(tensor.item())
 
 
 def sampler(dataset: Dataset, *, shuffle: bool, seed: int) -> DistributedSampler | None:

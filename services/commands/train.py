@@ -1,4 +1,9 @@
-"""`python app.py train` and `python app.py evaluate`: guided fine-tuning and evaluation of a project."""
+"""`python app.py train` and `python app.py evaluate`: guided fine-tuning and evaluation of a project.
+
+The `train` flags are generated from `TrainConfig`'s field metadata (core/train/config.py), so a new
+setting needs no edit here. Heavy imports (torch) happen inside the commands, so `app.py --help` and
+quick commands stay fast.
+"""
 
 from __future__ import annotations
 
@@ -10,37 +15,52 @@ import sys
 import threading
 from typing import Any
 
+from core import methods
+from core.train.config import TrainConfig, default_of, settings
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `TrainConfig` setting with `cli=True`: type, choices and help from its metadata.
+    Every flag defaults to None, meaning "the config's default" (or the run row's, with --run)."""
+    for name, rule in settings():
+        if not rule.cli:
+            continue
+        default = default_of(name)
+        help_text = argparse.SUPPRESS if rule.hidden else f"{rule.help} (default {default}"
+        if not rule.hidden and (rule.minimum is not None or rule.maximum is not None):
+            help_text += f"; {rule.describe_range()}"
+        if not rule.hidden:
+            help_text += ")"
+        kwargs: dict[str, Any] = {"default": None, "help": help_text}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = type(default)
+            if rule.choices:
+                kwargs["choices"] = rule.choices
+        parser.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (None: not given)."""
+    return {name: getattr(args, name) for name, rule in settings()
+            if rule.cli and getattr(args, name, None) is not None}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `train` and `evaluate` commands."""
-    from core.train.config import ATTRIBUTION_NAMES, LAYER_NAMES, LOSS_NAMES, TARGET_NAMES, TrainConfig
-
-    d = TrainConfig()
-    p = sub.add_parser("train", help="guided fine-tuning of a project's model (defaults = the UI's one click)")
-    p.add_argument("--project", required=True, help="project name")
+    p = sub.add_parser("train", help="guided fine-tuning of a project's model (defaults = the UI's one click)",
+                       description="Queue a training run with these settings and execute it in this process; or, "
+                                   "with --run ID, execute a run the app queued (its settings are in its row).")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--project", help="project name")
+    target.add_argument("--run", type=int, help="execute this queued run (the app starts the trainer this way)")
     p.add_argument("--base", default="active", help="checkpoint to start from: id, file path or 'active' (default)")
-    p.add_argument("--loss", choices=LOSS_NAMES, help=f"localisation loss (default {d.loss})")
-    p.add_argument("--attribution", choices=ATTRIBUTION_NAMES,
-                   help="explanation method guided (default: bcos for B-cos models, else ixg)")
-    p.add_argument("--layer", choices=LAYER_NAMES, help=f"layer the explanation is taken at (default {d.layer})")
-    p.add_argument("--lam", type=float, help=f"λ, weight of the summed localisation loss (default {d.lam})")
-    p.add_argument("--lr", type=float, help=f"learning rate, Adam (default {d.lr})")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, help=f"batch size (default {d.batch_size})")
-    p.add_argument("--annotated-fraction", type=float,
-                   help="fraction of the training images with boxes whose boxes are used (default 1.0)")
-    p.add_argument("--box-dilation", type=float, help="grow every box side by this fraction (default 0)")
-    p.add_argument("--target", choices=TARGET_NAMES,
-                   help=f"guided score: class logit, contrast, or auto = contrast for single-label and class for "
-                        f"multi-label projects (default {d.target})")
-    p.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
-    p.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast (CUDA only)")
-    p.add_argument("--min-metric", type=float, help="stop early when val accuracy/F1 falls below this")
-    p.add_argument("--max-steps-per-epoch", type=int, help=argparse.SUPPRESS)
+    add_config_flags(p)
+    p.add_argument("--activate", action="store_true", help="activate the best checkpoint when the run succeeds")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(run=run_train)
 
@@ -48,8 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--project", required=True, help="project name")
     e.add_argument("--checkpoint", default="active", help="checkpoint id, file path or 'active' (default)")
     e.add_argument("--split", default="test", help="split to evaluate (default test)")
-    e.add_argument("--attribution", choices=ATTRIBUTION_NAMES, help="explanation method (default: bcos or ixg)")
-    e.add_argument("--layer", choices=LAYER_NAMES, default="input", help="layer (default input)")
+    e.add_argument("--attribution", choices=tuple(methods.METHODS),
+                   help="explanation method (default: bcos for B-cos models, else ixg)")
+    e.add_argument("--layer", choices=tuple(methods.LAYERS), default="input", help="layer (default input)")
     e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     e.set_defaults(run=run_evaluate)
 
@@ -62,20 +83,13 @@ def emit_json(payload: dict[str, Any]) -> None:
 
 def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     """Evaluate and store; exit 1 with a message on a user error."""
+    # heavy (torch) imports only when the command runs
     from core.train import CheckpointError
-    from services.database import open_store
-    from services.evaluation import evaluate_checkpoint
-    from services.jobs import resolve_checkpoint
-    from store.db import session_scope
-    from store.projects import get_project
+    from services.jobs import evaluate_reference
 
-    engine = open_store(settings)
     try:
-        with session_scope(engine) as session:
-            project = get_project(session, args.project)
-            checkpoint = resolve_checkpoint(session, settings, project, args.checkpoint)
-            result = evaluate_checkpoint(session, settings, project, checkpoint, split=args.split,
-                                         attribution=args.attribution, layer=args.layer)
+        result = evaluate_reference(settings, args.project, args.checkpoint, split=args.split,
+                                    attribution=args.attribution, layer=args.layer)
     except (ValueError, CheckpointError) as exc:
         log.error("%s", exc)
         return 1
@@ -86,7 +100,7 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_train(settings: Settings, args: argparse.Namespace) -> int:
     """Run a guided fine-tune in this process; SIGTERM/SIGINT cancel it cleanly."""
-    from services.jobs import TrainRequest, train_project
+    from services.jobs import execute_run, train_project  # heavy (torch): only when the command runs
 
     cancel = threading.Event()
 
@@ -97,15 +111,25 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    overrides = {k: getattr(args, k) for k in ("loss", "attribution", "layer", "lam", "lr", "epochs", "batch_size",
-                                               "annotated_fraction", "box_dilation", "target", "seed", "bf16",
-                                               "min_metric", "max_steps_per_epoch")}
-    request = TrainRequest(project=args.project, base=args.base, overrides=overrides,
-                           progress_bar=not args.json or sys.stderr.isatty())
-    result = train_project(settings, request, cancel=cancel)
+    overrides = config_overrides(args)
+    progress_bar = not args.json or sys.stderr.isatty()
+    if args.run is not None:
+        if overrides:
+            log.error("--run executes a queued run with the settings in its row; drop %s",
+                      ", ".join(f"--{k.replace('_', '-')}" for k in overrides))
+            return 2
+        result = execute_run(settings, args.run, activate=args.activate, cancel=cancel, progress_bar=progress_bar)
+    else:
+        try:
+            TrainConfig().with_overrides(**overrides)  # a usage error (exit 2), refused before any work
+        except ValueError as exc:
+            log.error("invalid training setting: %s", exc)
+            return 2
+        result = train_project(settings, project=args.project, overrides=overrides, base=args.base,
+                               activate=args.activate, cancel=cancel, progress_bar=progress_bar)
     if args.json:
-        emit_json(result)
-    return 0 if result.get("status") == "succeeded" else (130 if result.get("status") == "cancelled" else 1)
+        emit_json(result.to_json())
+    return {"succeeded": 0, "cancelled": 130}.get(result.status, 1)
 
 
-__all__ = ["register", "run_evaluate", "run_train"]
+__all__ = ["add_config_flags", "config_overrides", "register", "run_evaluate", "run_train"]

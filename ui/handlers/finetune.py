@@ -1,171 +1,141 @@
-"""Fine-tune: start `python app.py train` in its own process group, poll its run row, cancel it.
+"""Fine-tune: start a run (validated, queued in the database, then its own process), poll it, cancel it.
 
-The server never trains: it starts a subprocess (start_new_session=True), reads progress from the
-TrainingRun row and the run's JSON progress file (services.training), and stops it with SIGTERM to
-its process group. "One run per project" is enforced by the database, not by this process.
+The server never trains. `services.runs` writes the queued run row with its config, starts
+`python app.py train --run ID` in its own process group with its own log, and watches it; this module
+turns what the user typed into settings and the run rows into what the tab shows. A reload mid-run
+resumes from the database: nothing here is per-process state.
 """
 
 from __future__ import annotations
 
+import html
 import logging
-import os
-import signal
-import subprocess
-import sys
-import threading
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from core.train.config import TrainConfig
-from store.models_runs import ACTIVE_RUN_STATUSES
-from store.runs import active_training_run, list_training_runs
+from core.train.config import Setting, TrainConfig, settings
+from services import runs
 from ui.deps import AppDeps
-from ui.handlers.common import require_project, transaction
+from ui.handlers.common import user_errors
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN_COMMAND = REPO_ROOT / "services" / "commands" / "train.py"
 DEFAULTS = TrainConfig()
-RUN_COLUMNS = ["run", "status", "progress", "created", "finished", "message", "error"]
+RUN_COLUMNS = ["run", "status", "progress", "created", "finished", "settings", "message", "error"]
+FORM_SETTINGS: tuple[tuple[str, Setting], ...] = tuple((name, rule) for name, rule in settings() if rule.ui)
 
 
-@dataclass(frozen=True)
-class TrainOptions:
-    """The advanced settings; None means "the command's default"."""
-
-    loss: str | None = None
-    attribution: str | None = None
-    layer: str | None = None
-    lam: float | None = None
-    lr: float | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    annotated_fraction: float | None = None
-    box_dilation: float | None = None
-    target: str | None = None
-    max_steps_per_epoch: int | None = None
-
-
-def train_argv(deps: AppDeps, project: str, options: TrainOptions) -> list[str]:
-    """The command line that trains `project` with `options` (only changed settings become flags)."""
-    settings = deps.settings
-    argv = [sys.executable, str(REPO_ROOT / "app.py"), "--data-dir", str(settings.data_dir.resolve()),
-            "--db", settings.database_url, "--device", settings.device, "train", "--project", project, "--json"]
-    for name, value in asdict(options).items():
-        if value is None or value == "" or value == getattr(DEFAULTS, name, object()):
+def form_overrides(values: Sequence[Any]) -> dict[str, Any]:
+    """The advanced form's values (in `FORM_SETTINGS` order) as config overrides: only changed ones."""
+    if len(values) != len(FORM_SETTINGS):
+        raise gr.Error(f"expected {len(FORM_SETTINGS)} settings, got {len(values)}")
+    out = {}
+    for (name, _rule), value in zip(FORM_SETTINGS, values):
+        if value is None or value == "" or value == getattr(DEFAULTS, name):
             continue
-        argv += [f"--{name.replace('_', '-')}", str(value)]
-    return argv
+        out[name] = value
+    return out
 
 
-def start_training(deps: AppDeps, project: str, options: TrainOptions) -> tuple[dict[str, Any], str]:
-    """Start a fine-tune of `project`; returns the per-user run state `{pid, log}` and a status line."""
-    if not TRAIN_COMMAND.exists():
-        raise gr.Error("Fine-tuning is not available in this version (no `app.py train` command).")
-    with transaction(deps) as session:
-        proj = require_project(session, project)
-        running = active_training_run(session, proj.id)
-        if running is not None:
-            raise gr.Error(f"Run {running.id} of {project!r} is still {running.status} ({running.progress:.0%}): "
-                           "wait for it or cancel it first.")
-    log_dir = deps.data_dir / "runs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"train-{project}-{os.getpid()}-{threading.get_ident()}.log"
-    argv = train_argv(deps, project, options)
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=REPO_ROOT, start_new_session=True)
-    threading.Thread(target=process.wait, name=f"reap-train-{process.pid}", daemon=True).start()  # no zombie
-    log.info("started training of %s: pid %d, log %s", project, process.pid, log_path)
-    return {"pid": process.pid, "log": str(log_path)}, f"Started fine-tuning {project!r} (process {process.pid})…"
+def start_training(deps: AppDeps, project: str, values: Sequence[Any]) -> tuple[dict[str, Any], str]:
+    """Validate, queue and start a fine-tune of `project`; returns the tab's run state and a status line.
+
+    Bad settings, a project without a model or validation split, and a run already going are refused
+    with a `gr.Error` that says what to do; nothing is started then.
+    """
+    if not project:
+        raise gr.Error("Pick a project first (top of the page).")
+    with user_errors(conflicts=True):
+        launched = runs.launch_run(deps.engine, deps.settings, project, form_overrides(values))
+    return ({"run_id": launched.run_id},
+            f"Queued run {launched.run_id} of {project!r}; its process {launched.pid} is starting…")
 
 
-def progress_html(progress: float, status: str, message: str) -> str:
-    """A progress bar with the run's status and latest message."""
-    pct = max(0.0, min(1.0, progress)) * 100
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_html(run: runs.RunView | None) -> str:
+    """A progress bar with status, step/total, elapsed time, ETA and the latest message (or error)."""
+    if run is None:
+        return ('<div class="run-progress"><progress value="0" max="100" style="width:100%"></progress>'
+                '<div><b id="run-status">idle</b> · no run yet: press Fine-tune</div></div>')
+    pct = max(0.0, min(1.0, run.progress)) * 100
+    parts = [f'<b id="run-status">run {run.id}: {run.status}</b>', f"{pct:.0f}%"]
+    if run.steps_total:
+        parts.append(f'step <span id="run-step">{run.step}/{run.steps_total}</span>')
+    if run.started:
+        parts.append(f"elapsed {_duration(run.elapsed_s)}")
+    if run.active and run.eta_s is not None:
+        parts.append(f"ETA {_duration(run.eta_s)}")
+    if run.message:
+        parts.append(html.escape(run.message))
+    error = (f'<pre id="run-error" style="white-space:pre-wrap;color:#b42318;max-height:14em;overflow:auto">'
+             f"{html.escape(run.error)}</pre>" if run.error else "")
     return (f'<div class="run-progress"><progress value="{pct:.0f}" max="100" style="width:100%"></progress>'
-            f'<div><b id="run-status">{status}</b> · {pct:.0f}% · {message}</div></div>')
+            f"<div>{' · '.join(parts)}</div>{error}</div>")
 
 
-def _curves(deps: AppDeps, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from services.training import read_run_progress  # the lead's progress file (curves)
-
-    state = read_run_progress(deps.settings, run_id)
-    losses = [{"step": p.get("step", i), "series": k, "value": float(v)}
-              for i, p in enumerate(state.get("losses", [])) for k, v in p.items()
-              if k not in ("step", "epoch", "annotated") and isinstance(v, int | float)]  # annotated: a count
-    metrics = [{"epoch": e.get("epoch", i), "metric": k, "value": float(v)}
-               for i, e in enumerate(state.get("evals", [])) for k, v in e.items()
-               if k in ("accuracy", "f1", "epg", "iou", "worst_group_accuracy") and isinstance(v, int | float)]
-    return (pd.DataFrame(losses, columns=["step", "series", "value"]),
-            pd.DataFrame(metrics, columns=["epoch", "metric", "value"]))
+def _changed_settings(config: Mapping[str, Any]) -> str:
+    defaults = DEFAULTS.to_dict()
+    changed = [f"{k}={v}" for k, v in config.items() if k in defaults and k != "device" and v != defaults[k]]
+    return ", ".join(changed) or "defaults"
 
 
 def run_history(deps: AppDeps, project: str) -> pd.DataFrame:
     """The project's runs, newest first."""
-    with transaction(deps) as session:
-        runs = list_training_runs(session, require_project(session, project).id, limit=20)
-        rows = [{"run": r.id, "status": r.status, "progress": f"{r.progress:.0%}",
-                 "created": r.created.strftime("%Y-%m-%d %H:%M"),
-                 "finished": r.finished.strftime("%H:%M:%S") if r.finished else "",
-                 "message": r.message[:120], "error": (r.error or "")[:200]} for r in runs]
+    with user_errors():
+        views = runs.project_runs(deps.engine, deps.settings, project, limit=20)
+    rows = [{"run": r.id, "status": r.status, "progress": f"{r.progress:.0%}",
+             "created": r.created.strftime("%Y-%m-%d %H:%M"),
+             "finished": r.finished.strftime("%H:%M:%S") if r.finished else "",
+             "settings": _changed_settings(r.config), "message": r.message[:120],
+             "error": r.error.splitlines()[0][:200] if r.error else ""} for r in views]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _curves(progress: runs.RunProgress) -> tuple[pd.DataFrame, pd.DataFrame]:
+    losses = [{"step": p.get("step", i), "series": k, "value": float(v)}
+              for i, p in enumerate(progress.losses) for k, v in p.items()
+              if k not in ("step", "epoch", "annotated") and isinstance(v, int | float)]  # annotated: a count
+    metrics = [{"epoch": e.get("epoch", i), "metric": k, "value": float(v)}
+               for i, e in enumerate(progress.evals) for k, v in e.items()
+               if k in ("accuracy", "f1", "epg", "iou", "worst_group_accuracy") and isinstance(v, int | float)]
+    return (pd.DataFrame(losses, columns=["step", "series", "value"]),
+            pd.DataFrame(metrics, columns=["epoch", "metric", "value"]))
 
 
 def poll_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None = None
                   ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
     """Progress of the project's newest run: bar, loss curve, metric curve, run history, keep polling?
 
-    Polling is worth it while the project has a queued/running run, or while the process this tab
-    started (`run_state`) is still alive (it may not have written its run row yet).
+    Everything comes from the database and the run's progress file, so a reloaded page picks up a run
+    where it is. Polling goes on while the run is queued or running.
     """
     if not project:
-        empty = pd.DataFrame(columns=RUN_COLUMNS)
-        return progress_html(0, "idle", "pick a project"), *_curves_empty(), empty, False
+        return progress_html(None), *_curves(runs.RunProgress(None, [], [])), pd.DataFrame(columns=RUN_COLUMNS), \
+            False
+    with user_errors():
+        progress = runs.latest_progress(deps.engine, deps.settings, project)
     history = run_history(deps, project)
-    starting = _process_alive(run_state)
-    if history.empty:
-        message = "starting…" if starting else "no run yet: press Fine-tune"
-        return progress_html(0, "idle", message), *_curves_empty(), history, starting
-    with transaction(deps) as session:
-        run = list_training_runs(session, require_project(session, project).id, limit=1)[0]
-        progress, status, message = run.progress, run.status, run.message or run.error or ""
-        run_id = run.id
-    losses, metrics = _curves(deps, run_id)
-    active = status in ACTIVE_RUN_STATUSES or starting
-    return progress_html(progress, f"run {run_id}: {status}", message), losses, metrics, history, active
+    active = progress.run is not None and progress.run.active
+    return progress_html(progress.run), *_curves(progress), history, active
 
 
-def _process_alive(run_state: dict[str, Any] | None) -> bool:
-    """Whether the training process this tab started is still running."""
-    from services.database import pid_alive
-
-    pid = (run_state or {}).get("pid")
-    return bool(pid) and pid_alive(int(pid))
-
-
-def _curves_empty() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pd.DataFrame(columns=["step", "series", "value"]), pd.DataFrame(columns=["epoch", "metric", "value"])
+def cancel_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None = None) -> str:
+    """Stop the project's running job (it marks itself cancelled and keeps finished checkpoints)."""
+    if not project:
+        raise gr.Error("Pick a project first (top of the page).")
+    with user_errors():
+        return runs.cancel_run(deps.engine, project)
 
 
-def cancel_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None) -> str:
-    """Send SIGTERM to the process group of the project's running job (the job marks itself cancelled)."""
-    with transaction(deps) as session:
-        run = active_training_run(session, require_project(session, project).id)
-        pid = (run.pid if run is not None else None) or (run_state or {}).get("pid")
-    if run is None or not pid:
-        raise gr.Error("No fine-tune of this project is running.")
-    try:
-        pid = int(pid)
-        if os.getpgid(pid) == pid:  # started by us in its own group: stop its workers too
-            os.killpg(pid, signal.SIGTERM)
-        else:  # started from a shell: never signal the shell's group
-            os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return f"Run {run.id}: its process {pid} is already gone; it will be marked failed."
-    return f"Cancelling run {run.id}: it stops after the current step and keeps finished checkpoints."
+__all__ = ["DEFAULTS", "FORM_SETTINGS", "RUN_COLUMNS", "cancel_training", "form_overrides", "poll_training",
+           "progress_html", "run_history", "start_training"]

@@ -1,0 +1,323 @@
+"""Training runs seen from outside the trainer: queue, launch, watch, poll, cancel. Torch-free.
+
+A run is born as a *queued* row holding its whole validated `TrainConfig` (docs/ARCHITECTURE.md): the
+server writes it, then starts `python app.py train --run ID` in its own process group with its own log
+file; the process reads its config from the row. Liveness is a heartbeat in the database (the trainer
+touches its row every `HEARTBEAT_INTERVAL_S`); a run silent for `HEARTBEAT_TIMEOUT_S` is failed by
+whoever looks next (poll, start, cancel, any CLI command), so it works across hosts sharing one
+PostgreSQL. The server that launched a process also watches it, and fails its run at once, with the
+log's tail, when it exits without finishing the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from common import write_json_atomically
+from core.train.config import TrainConfig
+from services.database import RUN_HEARTBEAT_INTERVAL_S as HEARTBEAT_INTERVAL_S
+from services.database import RUN_HEARTBEAT_TIMEOUT_S as HEARTBEAT_TIMEOUT_S
+from services.database import Database
+from services.errors import ConflictError, NotFoundError
+from services.settings import Settings
+from store.db import session_scope
+from store.models_runs import ACTIVE_RUN_STATUSES, TrainingRun
+from store.projects import get_project
+from store.queries import count_images
+from store.runs import (
+    active_checkpoint,
+    active_training_run,
+    create_training_run,
+    fail_silent_runs,
+    get_checkpoint,
+    get_training_run,
+    list_training_runs,
+    update_training_run,
+)
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One training run as the UI and the CLI show it."""
+
+    id: int
+    status: str
+    progress: float
+    message: str
+    error: str
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    step: int
+    steps_total: int
+    elapsed_s: float
+    eta_s: float | None
+    config: dict[str, Any]
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self.status in ACTIVE_RUN_STATUSES
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A run and its curves: losses per step, validation metrics per epoch."""
+
+    run: RunView | None
+    losses: list[dict[str, Any]]
+    evals: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A queued run and the process started for it."""
+
+    run_id: int
+    pid: int
+    log_path: Path
+
+
+def run_progress_path(settings: Settings, run_id: int) -> Path:
+    """The JSON progress file of a run (curves and latest state), written by the trainer."""
+    return settings.data_dir / "runs" / f"run-{run_id}.json"
+
+
+def run_log_path(settings: Settings, run_id: int) -> Path:
+    """The log file of a run's process (one per run: two processes never share a log)."""
+    return settings.data_dir / "runs" / f"run-{run_id}.log"
+
+
+def read_run_progress(settings: Settings, run_id: int) -> dict[str, Any]:
+    """The latest progress snapshot of a run, or {} when none was written yet."""
+    try:
+        return json.loads(run_progress_path(settings, run_id).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def write_run_progress(settings: Settings, run_id: int, state: Mapping[str, Any]) -> None:
+    """Replace a run's progress file atomically (not fsynced: it is rewritten every second)."""
+    write_json_atomically(run_progress_path(settings, run_id), dict(state), durable=False)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a log file ('' when there is none)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def build_config(overrides: Mapping[str, Any]) -> TrainConfig:
+    """The default `TrainConfig` with `overrides` (None/"" values: keep the default); ValueError naming the
+    setting when one is invalid."""
+    clean = {k: v for k, v in overrides.items() if v is not None and v != ""}
+    unknown = sorted(set(clean) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {', '.join(unknown)}")
+    try:
+        return TrainConfig().with_overrides(**clean)
+    except ValueError as exc:
+        raise ValueError(f"invalid training setting: {exc}") from exc
+
+
+def queue_run(engine: Database, settings: Settings, project: str, overrides: Mapping[str, Any], *,
+              base: str = "active") -> int:
+    """Validate settings and preconditions, then write a queued run row with its config; returns its id.
+
+    Refused with ValueError / NotFoundError / ConflictError saying what to do: invalid settings, no model
+    to start from, no training or validation images, a run already going.
+    """
+    config = build_config({**overrides, "device": settings.device})
+    with session_scope(engine) as session:
+        fail_silent_runs(session, timeout_s=HEARTBEAT_TIMEOUT_S)
+    with session_scope(engine) as session:
+        proj = get_project(session, project)
+        base_id = _base_checkpoint_id(session, proj.id, proj.name, base)
+        _check_splits(session, proj.id, proj.name, config.eval_split)
+        running = active_training_run(session, proj.id)
+        if running is not None:
+            raise ConflictError(f"run {running.id} of {proj.name!r} is still {running.status} "
+                                f"({running.progress:.0%}): wait for it or cancel it first")
+        run = create_training_run(session, project_id=proj.id, config=config.to_dict(), base_checkpoint_id=base_id)
+        session.flush()
+        update_training_run(session, run.id, message="queued: starting the training process")
+        return run.id
+
+
+def _base_checkpoint_id(session: Any, project_id: int, project: str, base: str) -> int | None:
+    """The id of the checkpoint to start from; None for a file path (the trainer registers it)."""
+    if base in ("", "active"):
+        checkpoint = active_checkpoint(session, project_id)
+        if checkpoint is None:
+            raise NotFoundError(f"project {project!r} has no active model to fine-tune: make one (Models tab → "
+                                f"New model, or `python app.py model new --project {project}`) or activate one")
+        return checkpoint.id
+    if base.isdigit():
+        checkpoint = get_checkpoint(session, int(base))
+        if checkpoint.project_id != project_id:
+            raise NotFoundError(f"checkpoint {base} belongs to another project")
+        return checkpoint.id
+    if not Path(base).is_file():
+        raise NotFoundError(f"no checkpoint file {base!r}: pass a checkpoint id, a file path or 'active'")
+    return None
+
+
+def _check_splits(session: Any, project_id: int, project: str, eval_split: str) -> None:
+    if count_images(session, project_id=project_id, split="train") == 0:
+        raise ValueError(f"project {project!r} has no images in the 'train' split: import some first")
+    if count_images(session, project_id=project_id, split=eval_split) == 0:
+        raise ValueError(f"project {project!r} has no images in the {eval_split!r} split, which chooses the "
+                         "best epoch: import it with a validation split (`import folder DIR --val-fraction 0.1`, "
+                         "or `--split val` for VOC/COCO files)")
+
+
+def train_argv(settings: Settings, run_id: int) -> list[str]:
+    """The command line that executes queued run `run_id` (its settings are in the run row)."""
+    return [sys.executable, str(REPO_ROOT / "app.py"), "--data-dir", str(settings.data_dir.resolve()),
+            "--db", settings.database_url, "--device", settings.device, "train", "--run", str(run_id), "--json"]
+
+
+def launch_run(engine: Database, settings: Settings, project: str, overrides: Mapping[str, Any], *,
+               base: str = "active") -> Launched:
+    """Queue a run and start its process (own process group, own log); a watcher fails the run with the
+    log's tail if the process ends without finishing it."""
+    run_id = queue_run(engine, settings, project, overrides, base=base)
+    log_path = run_log_path(settings, run_id)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(train_argv(settings, run_id), stdout=log_file, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True)
+    except OSError as exc:
+        finish_if_active(engine, run_id, f"could not start the training process: {exc}")
+        raise
+    with session_scope(engine) as session:
+        update_training_run(session, run_id, pid=process.pid)
+    threading.Thread(target=_watch, args=(engine, run_id, process, log_path), name=f"watch-run-{run_id}",
+                     daemon=True).start()
+    log.info("run %d of %s: pid %d, log %s", run_id, project, process.pid, log_path)
+    return Launched(run_id=run_id, pid=process.pid, log_path=log_path)
+
+
+def _watch(engine: Database, run_id: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    code = process.wait()  # also reaps the child: no zombie
+    reason = f"the training process exited with code {code} before finishing the run"
+    if code < 0:
+        reason = f"the training process was killed by signal {-code}"
+    tail = log_tail(log_path)
+    finish_if_active(engine, run_id, reason + (f"; last lines of its log:\n{tail}" if tail else ""))
+
+
+def finish_if_active(engine: Database, run_id: int, error: str) -> bool:
+    """Fail run `run_id` with `error` if it is still queued/running; True when it did."""
+    with session_scope(engine) as session:
+        run = get_training_run(session, run_id)
+        if run.status not in ACTIVE_RUN_STATUSES:
+            return False
+        update_training_run(session, run_id, status="failed", error=error)
+    log.warning("run %d failed: %s", run_id, error.splitlines()[0])
+    return True
+
+
+def _view(run: TrainingRun, state: Mapping[str, Any], settings: Settings) -> RunView:
+    error = run.error or ""
+    if error and run.status == "failed" and "last lines of its log" not in error:
+        tail = log_tail(run_log_path(settings, run.id), 8)
+        error = error + (f"\nlast lines of its log:\n{tail}" if tail else "")
+    end = run.finished or utcnow()
+    elapsed = (end - run.started).total_seconds() if run.started else 0.0
+    return RunView(id=run.id, status=run.status, progress=run.progress, message=run.message or "", error=error,
+                   created=run.created, started=run.started, finished=run.finished,
+                   step=int(state.get("step") or 0), steps_total=int(state.get("steps_total") or 0),
+                   elapsed_s=elapsed, eta_s=state.get("eta_s") if run.status == "running" else None,
+                   config=dict(run.config or {}))
+
+
+def project_runs(engine: Database, settings: Settings, project: str, *, limit: int = 20) -> list[RunView]:
+    """The project's runs, newest first (silent runs failed first, so the list never shows a dead run)."""
+    with session_scope(engine) as session:
+        fail_silent_runs(session, timeout_s=HEARTBEAT_TIMEOUT_S)
+    with session_scope(engine) as session:
+        runs = list_training_runs(session, get_project(session, project).id, limit=limit)
+        return [_view(run, read_run_progress(settings, run.id) if i == 0 else {}, settings)
+                for i, run in enumerate(runs)]
+
+
+def latest_progress(engine: Database, settings: Settings, project: str) -> RunProgress:
+    """The project's newest run with its curves (empty when it has none)."""
+    runs = project_runs(engine, settings, project, limit=1)
+    if not runs:
+        return RunProgress(run=None, losses=[], evals=[])
+    state = read_run_progress(settings, runs[0].id)
+    return RunProgress(run=runs[0], losses=list(state.get("losses", [])), evals=list(state.get("evals", [])))
+
+
+def cancel_run(engine: Database, project: str) -> str:
+    """Ask the project's running job to stop (SIGTERM to its process group); a process that is gone has
+    its run failed at once. Returns what happened, for the user."""
+    with session_scope(engine) as session:
+        fail_silent_runs(session, timeout_s=HEARTBEAT_TIMEOUT_S)
+    with session_scope(engine) as session:
+        run = active_training_run(session, get_project(session, project).id)
+        if run is None:
+            raise NotFoundError(f"no fine-tune of {project!r} is running")
+        run_id, pid = run.id, run.pid
+    if not pid:
+        finish_if_active(engine, run_id, "cancelled before its process started")
+        return f"Run {run_id} was cancelled before its process started."
+    try:
+        if os.getpgid(pid) == pid:  # started by the app in its own group: stop its workers too
+            os.killpg(pid, signal.SIGTERM)
+        else:  # started from a shell: never signal the shell's group
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        finish_if_active(engine, run_id, f"its process {pid} was gone when cancel was pressed")
+        return f"Run {run_id}: its process {pid} is gone; the run is marked failed."
+    except PermissionError:
+        return f"Run {run_id} runs as another user or on another machine: stop process {pid} there."
+    return f"Cancelling run {run_id}: it stops after the current step and keeps finished checkpoints."
+
+
+__all__ = [
+    "HEARTBEAT_INTERVAL_S",
+    "HEARTBEAT_TIMEOUT_S",
+    "Launched",
+    "RunProgress",
+    "RunView",
+    "build_config",
+    "cancel_run",
+    "finish_if_active",
+    "latest_progress",
+    "launch_run",
+    "log_tail",
+    "project_runs",
+    "queue_run",
+    "read_run_progress",
+    "run_log_path",
+    "run_progress_path",
+    "train_argv",
+    "write_run_progress",
+]
