@@ -22,10 +22,12 @@ from store.boxes import (
     update_box,
     validate_box,
 )
-from store.errors import ConflictError
+from store.errors import ConflictError, NotFoundError
 from store.models import Box, BoxEvent, Class, Image
 from store.projects import get_image
 from store.types import utcnow
+
+MAX_BOXES_PER_SAVE = 500  # one image's boxes in one save; 20,000 held a server for a minute (issue 15)
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,18 @@ def box_history(session: Session, image_id: int) -> list[BoxEvent]:
     return list(session.scalars(select(BoxEvent).where(BoxEvent.image_id == image_id).order_by(BoxEvent.id)))
 
 
-def undo_last_change(session: Session, image_id: int, author: str) -> list[BoxEvent]:
+def undo_last_change(session: Session, image_id: int, author: str, *, project_id: int | None = None
+                     ) -> list[BoxEvent]:
     """Revert the most recent change on the image not yet undone (by anyone); [] if nothing is left.
 
     A change is everything one save wrote (its events share author and time), so undo after saving three
     boxes brings back the image as it was before that save. The undo is itself recorded (by `author`, one
     event per box with `undo_of_id`), so calling it again walks further back. Returns the undo events.
+    An image that is not part of `project_id` (when given) is refused before anything is written.
     """
-    _locked_image(session, image_id)  # two tabs undoing at once undo two changes, never one twice
+    image = _locked_image(session, image_id)  # two tabs undoing at once undo two changes, never one twice
+    if project_id is not None and image.project_id != project_id:
+        raise NotFoundError(f"image {image_id} is not part of project {project_id}")
     undone = select(BoxEvent.undo_of_id).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_not(None))
     open_events = select(BoxEvent).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None),
                                          BoxEvent.id.not_in(undone))
@@ -117,16 +123,27 @@ def _locked_image(session: Session, image_id: int) -> Image:
     return image
 
 
+def check_box_count(count: int) -> None:
+    """ValueError naming the limit when one save would hold more than `MAX_BOXES_PER_SAVE` boxes."""
+    if count > MAX_BOXES_PER_SAVE:
+        raise ValueError(f"{count:,} boxes in one save is more than the limit of {MAX_BOXES_PER_SAVE} boxes per "
+                         "image; nothing was saved. Remove some boxes (or merge them) and save again.")
+
+
 def save_image_boxes(session: Session, image_id: int, boxes: Sequence[BoxDraft], expected_revisions: Mapping[int, int],
-                     author: str) -> SaveResult:
+                     author: str, *, project_id: int | None = None) -> SaveResult:
     """The editor's save: make the image's live boxes equal `boxes`, all or nothing.
 
     `expected_revisions` maps every box id the client loaded to the revision it saw. If any box was
     added, changed or deleted since then, ConflictError lists them and nothing is written. Drafts
     with an id update that box (when changed), drafts without one are created, and loaded boxes
-    missing from `boxes` are soft-deleted.
+    missing from `boxes` are soft-deleted. More than `MAX_BOXES_PER_SAVE` drafts, or an image that
+    is not part of `project_id` (when given), are refused before anything is read or written.
     """
+    check_box_count(len(boxes))
     image = _locked_image(session, image_id)
+    if project_id is not None and image.project_id != project_id:
+        raise NotFoundError(f"image {image_id} is not part of project {project_id}")
     live = {box.id: box for box in list_boxes(session, image_id)}
     problems = _conflicts(session, live, expected_revisions)
     if problems:

@@ -49,7 +49,7 @@ def create_project(session: Session, *, name: str, task: str = "multi_label", im
         raise ValueError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
     if image_size <= 0:
         raise ValueError(f"image_size must be positive, not {image_size}")
-    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
+    if find_project(session, name=name) is not None:
         raise ValueError(f"a project named {name!r} already exists")
     project = Project(name=name, task=task, image_size=image_size)
     session.add(project)
@@ -59,14 +59,24 @@ def create_project(session: Session, *, name: str, task: str = "multi_label", im
     return project
 
 
+def find_project(session: Session, *, name: str) -> Project | None:
+    """The project with exactly this name, or None (the one query by name; see `get_project`)."""
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def project_names(session: Session) -> list[str]:
+    """Every project's name, alphabetically."""
+    return list(session.scalars(select(Project.name).order_by(Project.name)))
+
+
 def get_project(session: Session, name_or_id: str | int) -> Project:
     """The project with this name (or id); NotFoundError listing the known names otherwise."""
     if isinstance(name_or_id, int):
         project = session.get(Project, name_or_id)
     else:
-        project = session.scalar(select(Project).where(Project.name == name_or_id))
+        project = find_project(session, name=name_or_id)
     if project is None:
-        known = list(session.scalars(select(Project.name).order_by(Project.name)))
+        known = project_names(session)
         hint = did_you_mean(str(name_or_id), known)
         raise NotFoundError(f"no project named {name_or_id}{hint}; known: {', '.join(known) or '(none yet)'}")
     return project
@@ -75,7 +85,7 @@ def get_project(session: Session, name_or_id: str | int) -> Project:
 def get_or_create_project(session: Session, *, name: str, task: str = "multi_label",
                           image_size: int = 224) -> tuple[Project, bool]:
     """`(project, created)`; an existing project must have the same task."""
-    project = session.scalar(select(Project).where(Project.name == name))
+    project = find_project(session, name=name)
     if project is None:
         return create_project(session, name=name, task=task, image_size=image_size), True
     if project.task != task:

@@ -1,4 +1,4 @@
-"""Read queries for the gallery (one filtered, sorted page) and for training (a whole split)."""
+"""Read queries for the gallery (one filtered, sorted page, filter values, neighbours) and for training."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from store.errors import did_you_mean
 from store.models import Box, Class, Image, ImageLabel
 from store.models_runs import EvaluationImage
+from store.projects import list_classes
 
 SORT_KEYS = ("name", "epg", "confidence")
 
@@ -48,7 +49,7 @@ class TrainingExample:
 
 
 def _class_id(session: Session, project_id: int, class_name: str) -> int:
-    rows = dict(session.execute(select(Class.name, Class.id).where(Class.project_id == project_id)).all())
+    rows = {c.name: c.id for c in list_classes(session, project_id)}
     if class_name not in rows:
         raise ValueError(f'no class "{class_name}" in this project{did_you_mean(class_name, rows)}; '
                          f"classes: {', '.join(rows)}")
@@ -139,3 +140,49 @@ def training_examples(session: Session, project_id: int, split: str) -> list[Tra
                              .where(Image.project_id == project_id, Image.split == split).order_by(Image.id))
     return [TrainingExample(i, p, w, h, g, tuple(labels.get(i, ())), tuple(boxes.get(i, ())))
             for i, p, w, h, g in images]
+
+
+def _distinct_values(session: Session, project_id: int, column: InstrumentedAttribute[Any]) -> list[str]:
+    values = session.scalars(select(column).where(Image.project_id == project_id).distinct())
+    return sorted(v for v in values if v)
+
+
+def image_splits(session: Session, *, project_id: int) -> list[str]:
+    """The splits the project's images are in, sorted."""
+    return _distinct_values(session, project_id, Image.split)
+
+
+def image_groups(session: Session, *, project_id: int) -> list[str]:
+    """The project's worst-group analysis groups, sorted (their positions are the group indices)."""
+    return _distinct_values(session, project_id, Image.group)
+
+
+def count_images(session: Session, *, project_id: int, split: str | None = None) -> int:
+    """How many images the project has (in `split`, when given)."""
+    stmt = select(func.count()).select_from(Image).where(Image.project_id == project_id)
+    if split is not None:
+        stmt = stmt.where(Image.split == split)
+    return session.scalar(stmt) or 0
+
+
+def image_splits_by_id(session: Session, *, image_ids: list[int]) -> dict[int, str]:
+    """The split of each of `image_ids` (ids that do not exist are left out)."""
+    if not image_ids:
+        return {}
+    rows = session.execute(select(Image.id, Image.split).where(Image.id.in_(image_ids)))
+    return {image_id: split for image_id, split in rows}
+
+
+def neighbour_image(session: Session, *, project_id: int, image_id: int, step: int) -> int | None:
+    """The id of the project's next (`step > 0`) or previous image by (split, path), or None at either end."""
+    current = session.get(Image, image_id)
+    if current is None:
+        return None
+    key = (current.split, current.path)
+    if step > 0:
+        where = (Image.split > key[0]) | and_(Image.split == key[0], Image.path > key[1])
+        order = (Image.split, Image.path)
+    else:
+        where = (Image.split < key[0]) | and_(Image.split == key[0], Image.path < key[1])
+        order = (Image.split.desc(), Image.path.desc())
+    return session.scalar(select(Image.id).where(Image.project_id == project_id, where).order_by(*order).limit(1))

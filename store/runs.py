@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,8 +33,7 @@ def register_checkpoint(session: Session, *, project_id: int, path: str, sha256:
                         parent_id: int | None = None, run_id: int | None = None,
                         metrics: Mapping[str, Any] | None = None, note: str = "", activate: bool = False) -> Checkpoint:
     """Record a checkpoint file; the same sha256 in the same project returns the existing row."""
-    existing = session.scalar(select(Checkpoint).where(Checkpoint.project_id == project_id,
-                                                       Checkpoint.sha256 == sha256))
+    existing = find_checkpoint(session, project_id=project_id, sha256=sha256)
     checkpoint = existing or Checkpoint(project_id=project_id, path=path, sha256=sha256, arch=arch,
                                         parent_id=parent_id, run_id=run_id, metrics=dict(metrics or {}), note=note)
     if existing is None:
@@ -43,6 +42,11 @@ def register_checkpoint(session: Session, *, project_id: int, path: str, sha256:
     if activate:
         activate_checkpoint(session, checkpoint.id)
     return checkpoint
+
+
+def find_checkpoint(session: Session, *, project_id: int, sha256: str) -> Checkpoint | None:
+    """The project's checkpoint with this file hash, or None."""
+    return session.scalar(select(Checkpoint).where(Checkpoint.project_id == project_id, Checkpoint.sha256 == sha256))
 
 
 def get_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint:
@@ -100,6 +104,30 @@ def evaluation_results(session: Session, evaluation_id: int) -> dict[int, Evalua
     """Per-image results of an evaluation keyed by image id (for before/after comparison)."""
     stmt = select(EvaluationImage).where(EvaluationImage.evaluation_id == evaluation_id)
     return {row.image_id: row for row in session.scalars(stmt)}
+
+
+def _has_results() -> ColumnElement[bool]:
+    """True for an evaluation with per-image rows (not one of the per-epoch summaries a run records)."""
+    return exists().where(EvaluationImage.evaluation_id == Evaluation.id)
+
+
+def evaluations_of(session: Session, *, checkpoint_ids: Sequence[int], with_results: bool = False
+                   ) -> list[Evaluation]:
+    """Every evaluation of these checkpoints, oldest first (only those with per-image rows if `with_results`)."""
+    if not checkpoint_ids:
+        return []
+    stmt = select(Evaluation).where(Evaluation.checkpoint_id.in_(list(checkpoint_ids)))
+    if with_results:
+        stmt = stmt.where(_has_results())
+    return list(session.scalars(stmt.order_by(Evaluation.id)))
+
+
+def latest_evaluation_id(session: Session, *, checkpoint_id: int, split: str | None = None) -> int | None:
+    """The newest evaluation of the checkpoint that has per-image rows (on `split` when given), or None."""
+    stmt = select(func.max(Evaluation.id)).where(Evaluation.checkpoint_id == checkpoint_id, _has_results())
+    if split:
+        stmt = stmt.where(Evaluation.split == split)
+    return session.scalar(stmt)
 
 
 def active_training_run(session: Session, project_id: int) -> TrainingRun | None:
