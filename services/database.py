@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TypeAlias
 
 from sqlalchemy import Engine
 
@@ -12,6 +13,10 @@ from store.db import open_database, session_scope, upgrade
 from store.runs import mark_stale_runs_failed
 
 log = logging.getLogger(__name__)
+
+Database: TypeAlias = Engine
+"""The app's database as callers outside the services hold it: opened by `open_store`, handed to service
+functions, never queried directly (each service function opens and owns its own transaction)."""
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -27,7 +32,7 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-def open_store(settings: Settings, *, upgrade_schema: bool = True) -> Engine:
+def open_store(settings: Settings, *, upgrade_schema: bool = True) -> Database:
     """Engine for the settings' database, schema upgraded, runs of dead processes marked failed.
 
     Every command and the app start through here, so a training process killed by SIGKILL or a
