@@ -5,9 +5,9 @@
 
 Global options come before the command; each also reads an environment variable
 (`GUIDANCE_DATA_DIR`, `GUIDANCE_DB_URL`, `GUIDANCE_HOST`, `GUIDANCE_PORT`, `GUIDANCE_DEVICE`,
-`GUIDANCE_AUTH`). Every command lives in a module of `services/commands/` that exposes
-`register(subparsers)`; heavy imports (torch, gradio) happen inside the command, so
-`python app.py projects` stays quick.
+`GUIDANCE_AUTH`). Every command lives in a module that exposes `register(subparsers)` — the browser
+app in `ui/serve.py`, the others in `services/commands/`; heavy imports (torch, gradio) happen inside
+the command, so `python app.py projects` stays quick.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ log = logging.getLogger("guidance")
 
 # Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "services.commands.serve",
+    "ui.serve",
     "services.commands.projects",
     "services.commands.io",
     "services.commands.train",
@@ -58,13 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="logging level (env GUIDANCE_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command module not written yet
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

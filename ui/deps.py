@@ -9,9 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-
-from services.database import open_store
+from services.database import Database, open_store
 from services.explanations import ExplanationService
 from services.models import ModelCache
 from services.settings import Settings
@@ -24,7 +22,7 @@ class AppDeps:
     """Shared, thread-safe services handed to every handler."""
 
     settings: Settings
-    engine: Engine
+    engine: Database  # handed to service functions, which open their own transactions
     models: ModelCache
     explanations: ExplanationService
 

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 import services.demo
 import services.explanations
 import ui.layout
-from services.commands import serve
 from services.settings import Settings
 from store.db import session_scope
 from store.projects import create_project, list_projects
+from ui import serve
 
 
 @pytest.fixture()

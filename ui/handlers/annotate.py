@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from services import annotations, catalog
+from services.annotations import Coords, ImageBoxes, Snapshot
+from services.catalog import ImageInfo
+from services.errors import ConflictError
 from services.explanations import propose_box
-from store.db import session_scope
-from store.errors import ConflictError
-from store.models import Image
-from store.paths import resolve_image_path
-from ui.data.boxes import Coords, Snapshot, history, load_snapshot, save_boxes, undo_last
 from ui.data.display import display_image, display_scale, scale_box
-from ui.data.images import neighbour_image
 from ui.deps import AppDeps
-from ui.handlers.common import require_image, require_project, transaction, user_errors
-from ui.handlers.explain import LAYERS, METHODS, compute, explain_request, resolve_checkpoint
+from ui.handlers.common import user_errors
+from ui.handlers.explain import LAYERS, METHODS, compute, target
 
 log = logging.getLogger(__name__)
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"]
 HISTORY_COLUMNS = ["when", "who", "what", "box", "label", "coords"]
+
+Loaded = tuple[dict[str, Any], Snapshot, pd.DataFrame, str]
 
 
 def _editor_value(image_path: str, snapshot: Snapshot, colours: dict[str, str]) -> dict[str, Any]:
@@ -35,11 +35,10 @@ def _editor_value(image_path: str, snapshot: Snapshot, colours: dict[str, str]) 
     return {"image": image_path, "boxes": boxes, "orientation": 0}
 
 
-def editor_image(deps: AppDeps, image: Image) -> tuple[str, float]:
+def editor_image(deps: AppDeps, image: ImageInfo) -> tuple[str, float]:
     """The PNG the editor shows for `image` (small images enlarged, huge ones reduced; cached) and its scale."""
     scale = display_scale(image.width, image.height)
-    source = resolve_image_path(image.path, deps.data_dir)
-    shown = display_image(source, deps.data_dir / "cache" / "display", f"i{image.id}-{image.sha256[:12]}", scale)
+    shown = display_image(image.file, deps.data_dir / "cache" / "display", f"i{image.id}-{image.sha256[:12]}", scale)
     return str(shown), scale
 
 
@@ -48,24 +47,24 @@ def label_colours(labels: list[str]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(labels)}
 
 
-def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-
-
-def load_annotation(deps: AppDeps, project: str, image_id: int | None
-                    ) -> tuple[dict[str, Any], Snapshot, pd.DataFrame, str]:
-    """The editor value (PNG path + boxes), the snapshot to save against, the history table and a title."""
-    with transaction(deps) as session:
-        proj = require_project(session, project)
-        image = require_image(session, proj, image_id)
+def _present(deps: AppDeps, state: ImageBoxes) -> Loaded:
+    """The editor value (display PNG + boxes), the snapshot to save against, the history table and a title."""
+    image = state.image
+    with user_errors():  # a missing or unreadable image file
         path, scale = editor_image(deps, image)
-        snapshot = replace(load_snapshot(session, image.id), scale=scale)
-        rows = history(session, image.id)
-        labels = [c.name for c in proj.classes]
-        shown = f" (shown ×{scale})" if scale > 1 else f" (shown at 1/{round(1 / scale)})" if scale < 1 else ""
-        title = (f"Image **#{image.id}** `{image.path}` · {image.width}×{image.height}{shown} · "
-                 f"{len(snapshot.boxes)} box(es)")
-    return _editor_value(path, snapshot, label_colours(labels)), snapshot, _history_frame(rows), title
+    snapshot = replace(state.snapshot, scale=scale)
+    shown = f" (shown ×{scale})" if scale > 1 else f" (shown at 1/{round(1 / scale)})" if scale < 1 else ""
+    title = (f"Image **#{image.id}** `{image.path}` · {image.width}×{image.height}{shown} · "
+             f"{len(snapshot.boxes)} box(es)")
+    history = pd.DataFrame([asdict(row) for row in state.history], columns=HISTORY_COLUMNS)
+    return _editor_value(path, snapshot, label_colours(list(state.project.classes))), snapshot, history, title
+
+
+def load_annotation(deps: AppDeps, project: str, image_id: int | None) -> Loaded:
+    """The editor value (PNG path + boxes), the snapshot to save against, the history table and a title."""
+    with user_errors():
+        state = annotations.load_boxes(deps.engine, project, image_id, data_dir=deps.data_dir)
+    return _present(deps, state)
 
 
 def edited_boxes(value: dict[str, Any] | None, scale: float = 1) -> list[tuple[str, Coords]]:
@@ -79,20 +78,22 @@ def save_annotation(deps: AppDeps, project: str, snapshot: Snapshot | None, valu
     """Save the editor's boxes. Returns the reloaded editor state plus a status line.
 
     A stale edit is never written: on conflict the editor reloads the stored boxes and the status
-    says "Conflict: ..."; a bad label or box raises `gr.Error` and changes nothing.
+    says "Conflict: ..."; a bad label or box, too many boxes, or a project the image is not part of
+    raise `gr.Error` and change nothing.
     """
     if snapshot is None:
         raise gr.Error("Load an image first (select one in Explore, then open Annotate).")
     boxes = edited_boxes(value, snapshot.scale)
     try:
-        with user_errors(), session_scope(deps.engine) as session:
-            changed = save_boxes(session, snapshot, boxes, author=author)
+        with user_errors(conflicts=False):
+            saved = annotations.save_boxes(deps.engine, project, snapshot, boxes, author=author,
+                                           data_dir=deps.data_dir)
     except ConflictError as exc:  # user_errors lets it through only here: reload instead of failing
         reloaded = load_annotation(deps, project, snapshot.image_id)
         gr.Warning("Someone else changed this image's boxes; their version is loaded. Re-apply your edit.")
         return (*reloaded, f"Conflict: {exc} — the editor now shows the stored boxes.")
-    reloaded = load_annotation(deps, project, snapshot.image_id)
-    return (*reloaded, f"Saved {changed} change(s) as {author}." if changed else "Nothing to save: no changes.")
+    status = f"Saved {saved.changed} change(s) as {author}." if saved.changed else "Nothing to save: no changes."
+    return (*_present(deps, saved.state), status)
 
 
 def undo_annotation(deps: AppDeps, project: str, snapshot: Snapshot | None, author: str
@@ -100,31 +101,28 @@ def undo_annotation(deps: AppDeps, project: str, snapshot: Snapshot | None, auth
     """Undo the newest change on the image (by anyone) and reload the editor."""
     if snapshot is None:
         raise gr.Error("Load an image first (select one in Explore).")
-    with transaction(deps) as session:
-        message = undo_last(session, snapshot.image_id, author=author)
-    return (*load_annotation(deps, project, snapshot.image_id), message)
+    with user_errors():
+        undone = annotations.undo(deps.engine, project, snapshot.image_id, author=author, data_dir=deps.data_dir)
+    return (*_present(deps, undone.state), undone.message)
 
 
 def step_image(deps: AppDeps, project: str, image_id: int | None, step: int) -> int:
     """The id of the next/previous image (by split and name), or the same id at either end."""
-    with transaction(deps) as session:
-        proj = require_project(session, project)
-        image = require_image(session, proj, image_id)
-        found = neighbour_image(session, proj.id, image.id, step)
+    with user_errors():
+        found = catalog.neighbour_image(deps.engine, project, image_id, step)
     if found is None:
         gr.Info("No more images in that direction.")
-    return found or image.id
+    return found or int(image_id or 0)
 
 
 def propose_from_explanation(deps: AppDeps, project: str, image_id: int | None, value: dict[str, Any] | None,
                              method: str, layer: str) -> tuple[dict[str, Any], str]:
     """Add a box around the strongest evidence for the predicted class to the editor (not saved yet)."""
-    with transaction(deps) as session:
-        proj = require_project(session, project)
-        image = require_image(session, proj, image_id)
-        request = explain_request(deps, session, proj, image, resolve_checkpoint(session, proj, None))
+    chosen = target(deps, project, image_id)
+    request, image = chosen.request, chosen.image
+    with user_errors():
         path, scale = editor_image(deps, image)
-        bounds = (image.width, image.height) * 2
+    bounds = (image.width, image.height) * 2
     result = compute(deps, request, method or "B-cos", layer or "Input", "")
     box = propose_box(result.map())
     if box is None:
@@ -137,4 +135,3 @@ def propose_from_explanation(deps: AppDeps, project: str, image_id: int | None, 
     value["boxes"] = [proposal, *(value.get("boxes") or [])]
     used = f"{METHODS.get(method, method)} at {LAYERS.get(layer, layer)}"
     return value, f"Proposed a {label!r} box from the {used} explanation: adjust it, then Save."
-

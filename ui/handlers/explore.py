@@ -5,14 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select
-
-from store.models import Project
-from store.paths import resolve_image_path
+from services import catalog
+from services.catalog import GalleryFilter, GalleryPage, GalleryRow
 from ui.data.display import thumbnail
-from ui.data.images import GalleryFilter, GalleryPage, GalleryRow, filter_choices, page_images
 from ui.deps import AppDeps
-from ui.handlers.common import require_project, transaction
+from ui.handlers.common import user_errors
 
 PAGE_SIZE = 48
 SORT_LABELS = {
@@ -26,15 +23,15 @@ ANY = "(any)"
 
 def project_names(deps: AppDeps) -> list[str]:
     """Names of every project, alphabetically."""
-    with transaction(deps) as session:
-        return list(session.scalars(select(Project.name).order_by(Project.name)).all())
+    with user_errors():
+        return catalog.project_names(deps.engine)
 
 
 def project_filters(deps: AppDeps, project: str) -> dict[str, list[str]]:
     """Dropdown values for a project: split, class and group, each starting with "(any)"."""
-    with transaction(deps) as session:
-        choices = filter_choices(session, require_project(session, project).id)
-    return {key: [ANY, *values] for key, values in choices.items()}
+    with user_errors():
+        choices = catalog.filter_choices(deps.engine, project)
+    return {"split": [ANY, *choices.splits], "class": [ANY, *choices.classes], "group": [ANY, *choices.groups]}
 
 
 def _caption(row: Any, sort: str) -> str:
@@ -73,11 +70,12 @@ def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group
         wrong_only=bool(wrong_only),
         sort=SORT_LABELS.get(sort, sort or "name"),
     )
-    with transaction(deps) as session:
-        result = page_images(session, require_project(session, project).id, flt, int(page or 0), PAGE_SIZE)
+    with user_errors():
+        result = catalog.page_images(deps.engine, project, flt, page=int(page or 0), page_size=PAGE_SIZE,
+                                     data_dir=deps.data_dir)
     thumbs = deps.data_dir / "cache" / "thumbnails"
-    items = [(str(thumbnail(resolve_image_path(r.path, deps.data_dir), thumbs, _thumb_key(r), r.width, r.height)),
-              _caption(r, flt.sort)) for r in result.rows]
+    items = [(str(thumbnail(r.file, thumbs, _thumb_key(r), r.width, r.height)), _caption(r, flt.sort))
+             for r in result.rows]
     return items, summary(result), result.page, [r.image_id for r in result.rows]
 
 

@@ -1,7 +1,8 @@
 """`python app.py serve`: the browser app (the default command).
 
 On a fresh data dir (no project yet) it first creates the built-in demo project, so there is
-something to explore within seconds of the first start.
+something to explore within seconds of the first start. Gradio and torch are imported only when the
+command runs, so listing the commands stays quick.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sqlalchemy import Engine
-
+from services.database import Database
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def bootstrap_demo(engine: Engine, settings: Settings) -> bool:
+def bootstrap_demo(db: Database, settings: Settings) -> bool:
     """Create the demo project when the database has no project yet; returns True when it did.
 
     A failure is logged, not raised: the app still serves (projects can be imported from the CLI).
@@ -33,7 +33,7 @@ def bootstrap_demo(engine: Engine, settings: Settings) -> bool:
     from services.demo import ensure_demo
 
     try:
-        created = ensure_demo(engine, settings, only_if_empty=True)
+        created = ensure_demo(db, settings, only_if_empty=True)
     except Exception:  # the server must start even when the demo cannot be built
         log.exception("could not create the demo project; serving without it (try `python app.py demo`)")
         return False
@@ -46,16 +46,15 @@ def bootstrap_demo(engine: Engine, settings: Settings) -> bool:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the app (creating the demo project on a fresh data dir); returns when the server stops."""
-    try:
-        from services.explanations import configure_serving_threads
-        from ui.deps import build_deps
-        from ui.layout import launch
-    except ModuleNotFoundError:
-        log.error("no UI yet: the browser app is not built in this version; the CLI commands work "
-                  "(python app.py --help)")
-        return 1
+    from services.explanations import configure_serving_threads
+    from ui.deps import build_deps
+    from ui.layout import launch
+
     deps = build_deps(settings)
     configure_serving_threads(settings)
     bootstrap_demo(deps.engine, settings)
     launch(settings, deps=deps)
     return 0
+
+
+__all__ = ["bootstrap_demo", "register", "run"]
