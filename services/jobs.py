@@ -22,12 +22,12 @@ from core.train import distributed as dist_utils
 from core.train.checkpoint import read_checkpoint
 from core.train.fine_tune import FineTuneResult, fine_tune
 from services.checkpoints import resolve_checkpoint
-from services.database import Database, open_store
+from services.database import Database, open_store, run_heartbeat_interval_s
 from services.datasets import project_train_data
 from services.errors import ConflictError
 from services.evaluation import evaluate_checkpoint
 from services.models import checkpoint_file, model_device
-from services.runs import HEARTBEAT_INTERVAL_S, queue_run
+from services.runs import queue_run
 from services.settings import Settings
 from services.training import RunReporter, prune_dropped_checkpoints
 from store.db import session_scope
@@ -165,11 +165,11 @@ def _plan(engine: Database, settings: Settings, run_id: int, *, claim: bool) -> 
 
 @contextmanager
 def _heartbeats(engine: Database, run_id: int) -> Iterator[None]:
-    """Touch the run row every HEARTBEAT_INTERVAL_S while the body runs (also during long evaluations)."""
+    """Touch the run row every few seconds while the body runs (also during long evaluations)."""
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(HEARTBEAT_INTERVAL_S):
+        while not stop.wait(run_heartbeat_interval_s()):
             try:
                 with session_scope(engine) as session:
                     heartbeat(session, run_id)

@@ -3,7 +3,7 @@
 A run is born as a *queued* row holding its whole validated `TrainConfig` (docs/ARCHITECTURE.md): the
 server writes it, then starts `python app.py train --run ID` in its own process group with its own log
 file; the process reads its config from the row. Liveness is a heartbeat in the database (the trainer
-touches its row every `HEARTBEAT_INTERVAL_S`); a run silent for `HEARTBEAT_TIMEOUT_S` is failed by
+touches its row every few seconds); a run silent for `run_heartbeat_timeout_s()` (60 s) is failed by
 whoever looks next (poll, start, cancel, any CLI command), so it works across hosts sharing one
 PostgreSQL. The server that launched a process also watches it, and fails its run at once, with the
 log's tail, when it exits without finishing the run.
@@ -26,9 +26,7 @@ from typing import Any
 
 from common import write_json_atomically
 from core.train.config import TrainConfig
-from services.database import RUN_HEARTBEAT_INTERVAL_S as HEARTBEAT_INTERVAL_S
-from services.database import RUN_HEARTBEAT_TIMEOUT_S as HEARTBEAT_TIMEOUT_S
-from services.database import Database
+from services.database import Database, run_heartbeat_timeout_s
 from services.errors import ConflictError, NotFoundError
 from services.settings import Settings
 from store.db import session_scope
@@ -152,7 +150,7 @@ def queue_run(engine: Database, settings: Settings, project: str, overrides: Map
     """
     config = build_config({**overrides, "device": settings.device})
     with session_scope(engine) as session:
-        fail_silent_runs(session, timeout_s=HEARTBEAT_TIMEOUT_S)
+        fail_silent_runs(session, timeout_s=run_heartbeat_timeout_s())
     with session_scope(engine) as session:
         proj = get_project(session, project)
         base_id = _base_checkpoint_id(session, proj.id, proj.name, base)
@@ -259,7 +257,7 @@ def _view(run: TrainingRun, state: Mapping[str, Any], settings: Settings) -> Run
 def project_runs(engine: Database, settings: Settings, project: str, *, limit: int = 20) -> list[RunView]:
     """The project's runs, newest first (silent runs failed first, so the list never shows a dead run)."""
     with session_scope(engine) as session:
-        fail_silent_runs(session, timeout_s=HEARTBEAT_TIMEOUT_S)
+        fail_silent_runs(session, timeout_s=run_heartbeat_timeout_s())
     with session_scope(engine) as session:
         runs = list_training_runs(session, get_project(session, project).id, limit=limit)
         return [_view(run, read_run_progress(settings, run.id) if i == 0 else {}, settings)
@@ -279,7 +277,7 @@ def cancel_run(engine: Database, project: str) -> str:
     """Ask the project's running job to stop (SIGTERM to its process group); a process that is gone has
     its run failed at once. Returns what happened, for the user."""
     with session_scope(engine) as session:
-        fail_silent_runs(session, timeout_s=HEARTBEAT_TIMEOUT_S)
+        fail_silent_runs(session, timeout_s=run_heartbeat_timeout_s())
     with session_scope(engine) as session:
         run = active_training_run(session, get_project(session, project).id)
         if run is None:
@@ -302,8 +300,6 @@ def cancel_run(engine: Database, project: str) -> str:
 
 
 __all__ = [
-    "HEARTBEAT_INTERVAL_S",
-    "HEARTBEAT_TIMEOUT_S",
     "Launched",
     "RunProgress",
     "RunView",

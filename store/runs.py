@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, insert, select, update
@@ -204,12 +205,23 @@ def list_training_runs(session: Session, project_id: int, *, limit: int = 50) ->
     return list(session.scalars(stmt))
 
 
-def mark_stale_runs_failed(session: Session, is_alive: Callable[[int | None], bool]) -> list[int]:
-    """Fail every queued/running run whose process `is_alive(pid)` says is gone; returns their ids."""
-    stale = []
-    for run in session.scalars(select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_RUN_STATUSES))):
-        if not is_alive(run.pid):
-            update_training_run(session, run.id, status="failed",
-                                error=run.error or f"the training process (pid {run.pid}) ended without reporting")
-            stale.append(run.id)
-    return stale
+def fail_silent_runs(session: Session, *, timeout_s: float, now: datetime | None = None) -> list[int]:
+    """Fail every queued/running run whose last heartbeat (or creation, before the first) is older than
+    `timeout_s`: its process died without reporting (killed, out of memory, machine gone). Works across
+    hosts sharing one database, unlike a local pid check. Returns the failed runs' ids."""
+    cutoff = (now or utcnow()) - timedelta(seconds=timeout_s)
+    last_sign = func.coalesce(TrainingRun.heartbeat, TrainingRun.created)
+    stmt = select(TrainingRun).where(TrainingRun.status.in_(ACTIVE_RUN_STATUSES), last_sign < cutoff)
+    failed = []
+    for run in session.scalars(stmt.with_for_update(skip_locked=True)):
+        silent = int(((now or utcnow()) - (run.heartbeat or run.created)).total_seconds())
+        update_training_run(session, run.id, status="failed", error=run.error or (
+            f"no sign of life from the training process for {silent} s (limit {timeout_s:.0f} s): it was killed, "
+            "ran out of memory or its machine stopped; see the run's log, then start again"))
+        failed.append(run.id)
+    return failed
+
+
+def run_checkpoints(session: Session, run_id: int) -> list[Checkpoint]:
+    """The checkpoints a training run registered, oldest first."""
+    return list(session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.id)))

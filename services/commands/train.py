@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "with --run ID, execute a run the app queued (its settings are in its row).")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--project", help="project name")
-    target.add_argument("--run", type=int, help="execute this queued run (the app starts the trainer this way)")
+    target.add_argument("--run", type=int, dest="run_id", metavar="ID", help="execute this queued run (the app starts the trainer this way)")
     p.add_argument("--base", default="active", help="checkpoint to start from: id, file path or 'active' (default)")
     add_config_flags(p)
     p.add_argument("--activate", action="store_true", help="activate the best checkpoint when the run succeeds")
@@ -113,12 +113,12 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, on_signal)
     overrides = config_overrides(args)
     progress_bar = not args.json or sys.stderr.isatty()
-    if args.run is not None:
+    if args.run_id is not None:
         if overrides:
             log.error("--run executes a queued run with the settings in its row; drop %s",
                       ", ".join(f"--{k.replace('_', '-')}" for k in overrides))
             return 2
-        result = execute_run(settings, args.run, activate=args.activate, cancel=cancel, progress_bar=progress_bar)
+        result = execute_run(settings, args.run_id, activate=args.activate, cancel=cancel, progress_bar=progress_bar)
     else:
         try:
             TrainConfig().with_overrides(**overrides)  # a usage error (exit 2), refused before any work

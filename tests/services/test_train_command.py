@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 import app
 from services.settings import Settings
@@ -34,7 +35,7 @@ def _cli(settings: Settings, *args: str) -> list[str]:
 def _rows(settings: Settings, model: type) -> list:
     engine = open_database(settings.database_url)
     with session_scope(engine) as session:
-        rows = session.query(model).all()
+        rows = list(session.scalars(select(model).order_by(model.id if hasattr(model, "id") else model.image_id)))
         session.expunge_all()
     engine.dispose()
     return rows
@@ -91,7 +92,61 @@ def test_second_training_for_a_project_is_refused(tiny_project: Settings, capsys
     engine.dispose()
     code = app.main(_cli(tiny_project, "train", "--project", "demo", "--epochs", "1", "--json"))
     out = _last_json(capsys.readouterr().out)
-    assert code == 1 and out["status"] == "failed" and "already has" in out["error"]
+    assert code == 1 and out["status"] == "failed" and "still running" in out["error"]
+    assert len(_rows(tiny_project, TrainingRun)) == 1  # nothing queued
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--lam", "-1"), "lam=-1.0 is out of range"),
+    (("--lr", "0"), "lr=0.0 is out of range"),
+    (("--annotated-fraction", "1.5"), "annotated_fraction=1.5 is out of range"),
+])
+def test_invalid_settings_are_refused_before_anything_is_queued(
+        tiny_project: Settings, caplog: pytest.LogCaptureFixture, flags: tuple[str, ...], message: str) -> None:
+    assert app.main(_cli(tiny_project, "train", "--project", "demo", *flags)) == 2
+    assert message in caplog.text and _rows(tiny_project, TrainingRun) == []
+
+
+def test_a_queued_run_executes_with_the_settings_of_its_row(tiny_project: Settings,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from services.database import open_store
+    from services.runs import queue_run
+
+    engine = open_store(tiny_project)
+    run_id = queue_run(engine, tiny_project, "demo", {"epochs": 1, "lam": 2.5, "batch_size": 32,
+                                                      "max_steps_per_epoch": 1})
+    engine.dispose()
+    queued = _rows(tiny_project, TrainingRun)[-1]
+    assert queued.status == "queued" and queued.config["lam"] == 2.5 and queued.config["epochs"] == 1
+    assert app.main(_cli(tiny_project, "train", "--run", str(run_id), "--activate", "--json")) == 0
+    out = _last_json(capsys.readouterr().out)
+    assert out["run_id"] == run_id and out["status"] == "succeeded"
+    assert out["config"]["lam"] == 2.5 and out["config"]["attribution"] == "bcos"  # auto resolved for a B-cos net
+    assert out["active_checkpoint_id"] == out["best_checkpoint_id"] is not None  # --activate
+    assert app.main(_cli(tiny_project, "train", "--run", str(run_id))) == 1  # a run executes once
+    assert app.main(_cli(tiny_project, "train", "--run", str(run_id), "--lam", "1")) == 2  # settings live in the row
+
+
+def test_queue_refuses_a_project_without_model_or_validation_split(tiny_project: Settings) -> None:
+    from services.database import open_store
+    from services.errors import NotFoundError
+    from services.runs import queue_run
+    from store.models import Image
+    from store.models_runs import Checkpoint as CheckpointRow
+
+    engine = open_store(tiny_project)
+    with session_scope(engine) as session:
+        for image in session.scalars(select(Image).where(Image.split == "val")):
+            image.split = "test"
+    with pytest.raises(ValueError, match=r"no images in the .val. split.*--val-fraction"):
+        queue_run(engine, tiny_project, "demo", {})
+    with session_scope(engine) as session:
+        for checkpoint in session.scalars(select(CheckpointRow)):
+            checkpoint.active = False
+    with pytest.raises(NotFoundError, match=r"no active model.*model new"):
+        queue_run(engine, tiny_project, "demo", {})
+    engine.dispose()
+    assert _rows(tiny_project, TrainingRun) == []
 
 
 def _wait_for(predicate, timeout: float = 240.0) -> None:
@@ -132,14 +187,38 @@ def test_sigterm_cancels_and_sigkill_is_detected_later(tiny_project: Settings) -
     assert _run_status(tiny_project) == "cancelled"
     assert not list((tiny_project.data_dir / "checkpoints").glob(".tmp-*"))
 
+
+def test_a_killed_cli_run_is_failed_once_its_heartbeat_stops(tiny_project: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUIDANCE_RUN_TIMEOUT_S", "6")  # the trainer beats every second; 60 s in real use
     proc = _spawn_train(tiny_project, "--epochs", "50", "--batch-size", "8")
     _wait_for(lambda: _progress_started(tiny_project))
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert _run_status(tiny_project) == "running"  # nobody told the database
-    assert app.main(_cli(tiny_project, "projects")) == 0  # any later start detects the dead run
+    assert app.main(_cli(tiny_project, "projects")) == 0  # a look within the timeout leaves it alone
+    assert _run_status(tiny_project) == "running"
+    time.sleep(6.5)
+    assert app.main(_cli(tiny_project, "projects")) == 0  # any later look fails the silent run
     run = _rows(tiny_project, TrainingRun)[-1]
-    assert run.status == "failed" and "ended without reporting" in (run.error or "")
+    assert run.status == "failed" and "no sign of life" in (run.error or "")
+
+
+def test_a_launched_run_killed_by_signal_is_failed_at_once_with_its_log(tiny_project: Settings) -> None:
+    from services.database import open_store
+    from services.runs import cancel_run, launch_run, project_runs
+
+    engine = open_store(tiny_project)
+    launched = launch_run(engine, tiny_project, "demo", {"epochs": 50, "batch_size": 8})
+    assert launched.log_path.name == f"run-{launched.run_id}.log"
+    _wait_for(lambda: _progress_started(tiny_project))
+    os.killpg(launched.pid, signal.SIGKILL)
+    _wait_for(lambda: _run_status(tiny_project) == "failed", 30)  # the watcher saw it exit: no 60 s wait
+    view = project_runs(engine, tiny_project, "demo")[0]
+    assert view.id == launched.run_id and "killed by signal 9" in view.error and "last lines of its log" in view.error
+    with pytest.raises(ValueError, match="no fine-tune"):
+        cancel_run(engine, "demo")  # nothing left running: cancel says so instead of hanging
+    engine.dispose()
 
 
 def _free_port() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -87,9 +89,11 @@ def test_one_active_training_run_per_project(session: Session, gallery: tuple) -
     session.rollback()
     store.update_training_run(session, run.id, status="running", pid=123, progress=0.5)
     assert run.started is not None
-    assert store.mark_stale_runs_failed(session, lambda pid: pid == 123) == []
-    assert store.mark_stale_runs_failed(session, lambda pid: False) == [run.id]
-    assert run.status == "failed" and "pid 123" in run.error and run.finished is not None
+    beat = run.heartbeat
+    assert store.fail_silent_runs(session, timeout_s=60, now=beat + timedelta(seconds=59)) == []  # still beating
+    assert run.status == "running"
+    assert store.fail_silent_runs(session, timeout_s=60, now=beat + timedelta(seconds=61)) == [run.id]
+    assert run.status == "failed" and "no sign of life" in run.error and run.finished is not None
     session.commit()
     assert store.create_training_run(session, project_id=project.id, config={}).status == "queued"
     with pytest.raises(ValueError, match="already failed"):
