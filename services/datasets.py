@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.data import ImageRecord
 from core.train.loop import TrainData
 from services.settings import Settings
-from store.models import Image, Project
+from store.models import Project
 from store.paths import resolve_image_path
 from store.projects import list_classes
-from store.queries import TrainingExample, training_examples
+from store.queries import TrainingExample, image_groups, training_examples
 
 
 def group_names(session: Session, project_id: int) -> list[str]:
     """The project's worst-group analysis groups, sorted; their positions are the group indices."""
-    stmt = select(Image.group).where(Image.project_id == project_id, Image.group.is_not(None)).distinct()
-    return sorted(g for g in session.scalars(stmt) if g)
+    return image_groups(session, project_id=project_id)
 
 
 def to_record(example: TrainingExample, settings: Settings, groups: dict[str, int]) -> ImageRecord:

@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from services.database import Database
 from services.settings import Settings
 from store.boxes import add_box
 from store.db import session_scope
@@ -37,7 +37,7 @@ def demo_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo"
 
 
-def ensure_demo(engine: Engine, settings: Settings, *, only_if_empty: bool = True, evaluate: bool = True) -> bool:
+def ensure_demo(engine: Database, settings: Settings, *, only_if_empty: bool = True, evaluate: bool = True) -> bool:
     """Create the demo project unless it exists (or, with `only_if_empty`, unless any project exists).
 
     With `evaluate`, the baseline is also evaluated on the test split (seconds), so a new user's gallery
@@ -78,7 +78,7 @@ def warn_if_outdated(settings: Settings) -> bool:
     return True
 
 
-def evaluate_demo_baseline(engine: Engine, settings: Settings) -> None:
+def evaluate_demo_baseline(engine: Database, settings: Settings) -> None:
     """Evaluate the demo's active checkpoint on test; a failure is logged, never fatal (the app still starts)."""
     from services.evaluation import evaluate_checkpoint
     from store.projects import get_project
@@ -96,7 +96,7 @@ def evaluate_demo_baseline(engine: Engine, settings: Settings) -> None:
         log.exception("could not evaluate the demo baseline; run `python app.py evaluate --project demo`")
 
 
-def create_demo_project(engine: Engine, settings: Settings, *, config: Any = None,
+def create_demo_project(engine: Database, settings: Settings, *, config: Any = None,
                         baseline: Path | None = SHIPPED_BASELINE) -> None:
     """Generate the demo images (seconds) and import them with labels, groups, boxes and the baseline.
 
@@ -156,7 +156,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train_baseline(engine: Engine, settings: Settings, *, out: Path, steps: int, lr: float, seed: int) -> Path:
+def train_baseline(engine: Database, settings: Settings, *, out: Path, steps: int, lr: float, seed: int) -> Path:
     """Train the demo's unguided baseline from scratch (classification loss only) and write it to `out`.
 
     A few steps of plain training (batch statistics, re-estimated at the end) learn the salient corner
