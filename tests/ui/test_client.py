@@ -85,11 +85,10 @@ def test_cancel_stops_a_long_fine_tune(served: tuple[str, TinyProject]) -> None:
         pytest.skip("needs the lead's `python app.py train` (services/commands/train.py)")
     url, tiny = served
     client = Client(url, verbose=False, download_files=False)  # one session: the run state is per user
-    defaults = finetune.DEFAULTS
-    started = client.predict(  # the run state (pid) stays in this client's session; only the status comes back
-        "tiny", defaults.loss, "auto", defaults.layer, defaults.target, defaults.lam, defaults.lr, 500, 2,
-        defaults.annotated_fraction, defaults.box_dilation, 0, api_name="/start_training")
-    assert "Started fine-tuning" in str(started)
+    changed = {"epochs": 500, "batch_size": 2}
+    form = [changed.get(name, getattr(finetune.DEFAULTS, name)) for name, _ in finetune.FORM_SETTINGS]
+    started = client.predict("tiny", *form, api_name="/start_training")  # the run state stays in the session
+    assert "Queued run" in str(started)
     _wait_for(lambda: _run_status(tiny) == "running", 120, "the run to start")
     assert client.predict("tiny", api_name="/cancel_training").startswith("Cancelling run")
     _wait_for(lambda: _run_status(tiny) == "cancelled", 90, "the run to reach 'cancelled'")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import gradio as gr
@@ -238,20 +237,32 @@ def test_compare_uses_evaluations_measured_the_same_way(tiny: TinyProject, tmp_p
 
 def test_activate_and_training_guards(tiny: TinyProject) -> None:
     assert "active model" in compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
-    with pytest.raises(gr.Error, match="(?i)no fine-tune"):
+    with pytest.raises(gr.Error, match="no fine-tune"):
         finetune.cancel_training(tiny.deps, tiny.name, None)
     bar, _losses, _metrics, runs, active = finetune.poll_training(tiny.deps, tiny.name)
     assert "no run yet" in bar and runs.empty and active is False  # idle: the tab's timer stays off
-    bar, *_, active = finetune.poll_training(tiny.deps, tiny.name, {"pid": os.getpid()})
-    assert "starting" in bar and active is True  # the tab's own job is starting up: keep polling
 
 
-def test_train_argv_passes_only_changed_settings(tiny: TinyProject) -> None:
-    defaults = finetune.DEFAULTS
-    lam, epochs = defaults.lam * 2 + 0.25, defaults.epochs + 1  # differ from whatever the defaults are
-    argv = finetune.train_argv(tiny.deps, tiny.name, finetune.TrainOptions(loss=defaults.loss, epochs=epochs, lam=lam))
-    assert argv[argv.index("train"):] == ["train", "--project", "tiny", "--json", "--lam", str(lam),
-                                          "--epochs", str(epochs)]
+def _form(**changed: object) -> list[object]:
+    """The advanced form's values in widget order, defaults except `changed`."""
+    return [changed.get(name, getattr(finetune.DEFAULTS, name)) for name, _ in finetune.FORM_SETTINGS]
+
+
+def test_the_form_passes_only_changed_settings_and_is_generated_from_the_config() -> None:
+    names = [name for name, _ in finetune.FORM_SETTINGS]
+    assert {"loss", "attribution", "layer", "target", "lam", "lr", "epochs"} <= set(names)
+    assert "device" not in names and "select_tolerance" not in names  # not user settings
+    lam, epochs = finetune.DEFAULTS.lam * 2 + 0.25, finetune.DEFAULTS.epochs + 1
+    assert finetune.form_overrides(_form(lam=lam, epochs=float(epochs))) == {"lam": lam, "epochs": float(epochs)}
+
+
+@pytest.mark.parametrize(("changed", "message"), [({"lam": -1}, "lam=-1.0 is out of range"),
+                                                  ({"epochs": 2.5}, "not a whole number")])
+def test_invalid_settings_are_refused_and_nothing_starts(tiny: TinyProject, changed: dict, message: str) -> None:
+    with pytest.raises(gr.Error, match=message):
+        finetune.start_training(tiny.deps, tiny.name, _form(**changed))
+    *_, runs, active = finetune.poll_training(tiny.deps, tiny.name)
+    assert runs.empty and active is False  # no run row, no process
 
 
 def test_a_10000_pixel_image_is_shown_reduced_and_its_boxes_stay_in_original_pixels(tiny: TinyProject) -> None:
