@@ -21,6 +21,7 @@ __all__ = [
     "METHODS",
     "TARGETS",
     "Architecture",
+    "Entry",
     "Layer",
     "Loss",
     "Method",
@@ -32,17 +33,22 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Layer:
-    """A named place in a network where explanations are taken (docs/ARCHITECTURE.md, model contract)."""
+class Entry:
+    """A named choice with a label for people and a one-line help."""
 
     name: str
     label: str
     help: str
 
 
+Layer = Entry  # a named place in a network where explanations are taken (docs/ARCHITECTURE.md, model contract)
+Loss = Entry  # a localisation loss (docs/science.md §4): L = L_class + λ · Σ_annotated L_loc
+Target = Entry  # which score the guided explanation explains
+
+
 @dataclass(frozen=True)
-class Method:
-    """An explanation method (SCIENCE.md §3, docs/science.md).
+class Method(Entry):
+    """An explanation method (docs/science.md §3).
 
     `layers`: the layers where its maps mean what a reader expects (GradCAM is a coarse final-layer
     method: at the input it is a gradient-weighted image, which misleads). `signed`: its maps carry
@@ -50,10 +56,7 @@ class Method:
     weight rendered as colour), which only B-cos networks have. `needs_bcos`: meaningless on other nets.
     """
 
-    name: str
-    label: str
-    help: str
-    layers: tuple[str, ...]
+    layers: tuple[str, ...] = ()
     signed: bool = True
     colour_view: bool = False
     needs_bcos: bool = False
@@ -65,30 +68,9 @@ class Method:
 
 
 @dataclass(frozen=True)
-class Loss:
-    """A localisation loss (SCIENCE.md §4): `L = L_class + λ · Σ_annotated L_loc`."""
-
-    name: str
-    label: str
-    help: str
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which score the guided explanation explains."""
-
-    name: str
-    label: str
-    help: str
-
-
-@dataclass(frozen=True)
-class Architecture:
+class Architecture(Entry):
     """A model architecture the app can build by name (core.bcos.build_model)."""
 
-    name: str
-    label: str
-    help: str
     bcos: bool = True
     torchvision: str | None = None  # the torchvision architecture it is B-cosified from, if any
 
