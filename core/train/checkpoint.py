@@ -98,22 +98,54 @@ def save_checkpoint(
     return final
 
 
+def _first_line(exc: BaseException) -> str:
+    """`Type: first non-blank line of the message` (some errors, e.g. EOFError, have no message at all)."""
+    line = next((text.strip() for text in str(exc).splitlines() if text.strip()), "")
+    return f"{type(exc).__name__}: {line[:200]}" if line else type(exc).__name__
+
+
+def _non_finite(state: dict[str, Any]) -> tuple[str, int, int] | None:
+    """(name, bad values, values) of the first floating-point tensor holding NaN or ±inf, else None."""
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                return name, int((~finite).sum()), tensor.numel()
+    return None
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The raw checkpoint dict (tensors on CPU), validated; never executes pickled code."""
+    """The raw checkpoint dict (tensors on CPU), validated; never executes pickled code.
+
+    Raises `CheckpointError` for a missing, empty, unreadable or foreign file, and for weights holding
+    NaN or infinity (such a model predicts nothing useful and poisons any fine-tune started from it).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path.name} is empty (0 bytes); copy the checkpoint file again (an interrupted "
+                              "copy or upload leaves an empty file)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/unsafe files
-        raise CheckpointError(f"{path.name} is not a readable checkpoint ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0][:200]})") from exc
+        raise CheckpointError(f"{path.name} is not a readable checkpoint ({_first_line(exc)}); it may be truncated "
+                              "or not a PyTorch file: copy it again or pick another") from exc
     if not isinstance(payload, dict) or "model" not in payload or "arch" not in payload:
         raise CheckpointError(f"{path.name} is a bare weights file, not a Guidance Studio checkpoint; "
                               "register it through 'Models' (or core.bcos loaders) with its architecture")
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path.name} has checkpoint format {payload.get('format')!r}; "
                               f"this version reads format {CHECKPOINT_FORMAT}")
+    if not isinstance(payload["model"], dict):
+        raise CheckpointError(f"{path.name}: 'model' is {type(payload['model']).__name__}, not a state dict; "
+                              "the file was not written by Guidance Studio")
+    bad = _non_finite(payload["model"])
+    if bad is not None:
+        name, count, total = bad
+        raise CheckpointError(f"{path.name} holds non-finite weights (NaN or infinity) in {name} ({count} of "
+                              f"{total} values); it cannot be used: pick an earlier checkpoint of its run, or "
+                              "retrain with a lower learning rate")
     return payload
 
 
@@ -145,8 +177,7 @@ def load_checkpoint(
         model = build_model(arch, num_classes=len(classes))
         model.load_state_dict(payload["model"])
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path.name}: weights do not fit architecture {arch!r}: "
-                              f"{str(exc).splitlines()[0][:300]}") from exc
+        raise CheckpointError(f"{path.name}: weights do not fit architecture {arch!r}: {_first_line(exc)}") from exc
     model.to(map_location)
     return LoadedCheckpoint(model=model, arch=arch, classes=classes, config=dict(payload.get("config", {})),
                             metrics=dict(payload.get("metrics", {})), parent=payload.get("parent"),
