@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PREFIX = "GUIDANCE_"
+MAX_UPLOAD_BYTES = 2 << 30  # 2 GiB: the largest checkpoint or zip upload the server accepts
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,13 @@ class Settings:
         user, sep, password = self.auth.partition(":")
         if not sep or not user or not password:
             raise ValueError("--auth must look like USER:PASSWORD (or set GUIDANCE_AUTH=USER:PASSWORD)")
+        # Refused, not stripped: the login form compares exactly, so "user :pw" would lock everyone out.
+        if user != user.strip():
+            raise ValueError(f"--auth (or GUIDANCE_AUTH): the user name {user!r} starts or ends with a space; "
+                             "remove it (login compares names exactly)")
+        if password != password.strip():
+            raise ValueError("--auth (or GUIDANCE_AUTH): the password starts or ends with a space; remove it "
+                             "(login compares passwords exactly)")
         return user, password
 
 

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--project", required=True, help="project to import into (created when new)")
         p.add_argument("--author", default="import", help="recorded as the author of the imported boxes")
         p.add_argument("--dry-run", action="store_true", help="report what would be imported, write nothing")
+        p.add_argument("--allow-outside", action="store_true",
+                       help="import images that resolve (symlinks followed) outside the data set folder")
         p.set_defaults(run=run_import)
 
     exp = sub.add_parser("export", help="export a project's current boxes (COCO JSON or a VOC folder)")
@@ -47,10 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _parse(args: argparse.Namespace) -> store.ImportPlan:
     if args.format == "voc":
-        return store.parse_voc(args.path)
+        return store.parse_voc(args.path, allow_outside=args.allow_outside)
     if args.format == "coco":
-        return store.parse_coco(args.json, args.images, split=args.split)
-    return store.parse_folder(args.path, groups_csv=args.groups)
+        return store.parse_coco(args.json, args.images, split=args.split, allow_outside=args.allow_outside)
+    return store.parse_folder(args.path, groups_csv=args.groups, allow_outside=args.allow_outside)
 
 
 def _write(lines: list[str]) -> None:

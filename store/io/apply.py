@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from store.boxes import record_event
 from store.errors import ImportFormatError
-from store.io.plan import ImportPlan, ImportSummary, PlannedImage, Skipped, drop_boxes_outside, probe_images
+from store.io.plan import (
+    ImportPlan,
+    ImportSummary,
+    PlannedImage,
+    Skipped,
+    drop_boxes_outside,
+    drop_classes_without_images,
+    probe_images,
+)
 from store.models import Box, Image, ImageLabel
 from store.paths import stored_path
 from store.projects import ImageInput, add_classes, add_images, get_or_create_project
@@ -23,12 +31,16 @@ def apply_plan(session: Session, plan: ImportPlan, *, project_name: str, data_di
                author: str = "import") -> ImportSummary:
     """Import `plan` into project `project_name` (created when new); flushes, never commits.
 
-    Raises ImportFormatError before any write when the plan has problems. Images already in the
-    project (same sha256) are not added again; their labels and boxes are merged without duplicates.
+    Raises ImportFormatError before any write when the plan has problems (including images above the
+    pixel limit, found while probing). Images already in the project (same sha256) are not added again;
+    their labels and boxes are merged without duplicates.
     """
     if plan.problems:
         raise ImportFormatError(plan.problems)
     probe_images(plan)
+    if plan.problems:
+        raise ImportFormatError(plan.problems)
+    drop_classes_without_images(plan)
     drop_boxes_outside(plan)
     project, created = get_or_create_project(session, name=project_name, task=plan.task)
     summary = ImportSummary(project=project.name, project_created=created, skipped=plan.skipped)

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from store.io.checks import Confinement, decode_utf8, finite_float
 from store.io.plan import ImportPlan, PlannedBox, PlannedImage, round_coord
 
 
-def _load(json_path: Path, plan: ImportPlan) -> dict[str, Any] | None:
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        plan.problems.append(f"{json_path.name}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg})")
+def _decode(json_path: Path, plan: ImportPlan) -> Any:
+    """The JSON value in the file, or None with a problem naming the file (and line where there is one)."""
+    name = json_path.name
+    text = decode_utf8(json_path.read_bytes(), name, plan.problems)
+    if text is None:
         return None
-    except UnicodeDecodeError as exc:
-        plan.problems.append(f"{json_path.name}: not UTF-8 text ({exc})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        plan.problems.append(f"{name}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg})")
+    except RecursionError:
+        plan.problems.append(f"{name}: nested too deeply (lists or objects inside each other thousands of levels "
+                             "deep); this is not a COCO instances file")
+    except ValueError as exc:  # an integer literal longer than Python's int_max_str_digits
+        plan.problems.append(f"{name}: a number with more than {sys.get_int_max_str_digits()} digits ({exc}); "
+                             "this is not a COCO instances file")
+    return None
+
+
+def _load(json_path: Path, plan: ImportPlan) -> dict[str, Any] | None:
+    data = _decode(json_path, plan)
+    if plan.problems:
         return None
     if not isinstance(data, dict):
         plan.problems.append(f"{json_path.name}: top level must be an object with images/annotations/categories")
@@ -43,10 +59,12 @@ def _categories(data: dict[str, Any], name: str, plan: ImportPlan) -> dict[int, 
             plan.problems.append(f"{where}.id: {cat['id']} used twice")
         else:
             categories[cat["id"]] = cat["name"].strip()
+            if not categories[cat["id"]]:
+                plan.problems.append(f"{where}.name: blank (category id {cat['id']}); give every category a name")
     return categories
 
 
-def _images(data: dict[str, Any], name: str, images_dir: Path, split: str,
+def _images(data: dict[str, Any], name: str, images_dir: Path, split: str, confinement: Confinement,
             plan: ImportPlan) -> dict[int, PlannedImage]:
     images: dict[int, PlannedImage] = {}
     for k, img in enumerate(data["images"]):
@@ -57,29 +75,60 @@ def _images(data: dict[str, Any], name: str, images_dir: Path, split: str,
             plan.problems.append(f"{where}.id: {img['id']} used twice")
         else:
             images[img["id"]] = PlannedImage(file=images_dir / img["file_name"], split=split)
+            refusal = confinement.refusal(images[img["id"]].file)
+            if refusal is not None:
+                plan.problems.append(f"{where}.file_name: {refusal}")
     return images
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _bbox(ann: dict[str, Any], where: str, plan: ImportPlan) -> tuple[float, float, float, float] | None:
     bbox = ann.get("bbox")
-    ok = isinstance(bbox, list) and len(bbox) == 4
-    if ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
-        x, y, w, h = (float(v) for v in bbox)
-        return round_coord(x), round_coord(y), round_coord(x + w), round_coord(y + h)
-    plan.problems.append(f"{where}.bbox: expected [x, y, width, height] numbers, got {bbox!r}")
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
+        plan.problems.append(f"{where}.bbox: expected [x, y, width, height] numbers, got {_short(bbox)}")
+        return None
+    x, y, w, h = (finite_float(v) for v in bbox)
+    if x is not None and y is not None and w is not None and h is not None:
+        x1, y1 = finite_float(x + w), finite_float(y + h)
+        if x1 is not None and y1 is not None:
+            return round_coord(x), round_coord(y), round_coord(x1), round_coord(y1)
+    plan.problems.append(f"{where}.bbox: {_short(bbox)}: every value, and x + width, y + height, must be a finite "
+                         "number (no NaN, Infinity or numbers beyond 1e308)")
     return None
 
 
-def parse_coco(json_path: str | Path, images_dir: str | Path, *, split: str = "train") -> ImportPlan:
-    """Read an instances JSON into a multi-label plan; classes follow category id order."""
+def _annotation_ids(annotations: list[Any], name: str, plan: ImportPlan) -> None:
+    """Refuse an annotation id used twice (a merged or concatenated file); annotations without an id are fine."""
+    first: dict[int, int] = {}
+    for k, ann in enumerate(annotations):
+        if isinstance(ann, dict) and _is_int(ann.get("id")):
+            if ann["id"] in first:
+                plan.problems.append(f"{name}: annotations[{k}].id: {ann['id']} used twice "
+                                     f"(also annotations[{first[ann['id']]}])")
+            else:
+                first[ann["id"]] = k
+
+
+def parse_coco(json_path: str | Path, images_dir: str | Path, *, split: str = "train",
+               allow_outside: bool = False) -> ImportPlan:
+    """Read an instances JSON into a multi-label plan; classes follow category id order.
+
+    A `file_name` that resolves (symlinks followed) outside `images_dir` is a problem unless `allow_outside`.
+    """
     json_path, images_dir = Path(json_path), Path(images_dir)
-    plan = ImportPlan(task="multi_label", classes=[], images=[])
+    plan = ImportPlan(task="multi_label", classes=[], images=[], root=images_dir, keep_unused_classes=True)
     data = _load(json_path, plan)
     if data is None:
         return plan
     name = json_path.name
     categories = _categories(data, name, plan)
-    images = _images(data, name, images_dir, split, plan)
+    images = _images(data, name, images_dir, split, Confinement(images_dir, allow_outside=allow_outside), plan)
+    _annotation_ids(data.get("annotations", []), name, plan)
     for k, ann in enumerate(data.get("annotations", [])):
         where = f"{name}: annotations[{k}]"
         if not isinstance(ann, dict):

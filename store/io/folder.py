@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
+from store.io.checks import Confinement, decode_utf8
 from store.io.plan import IMAGE_EXTENSIONS, ImportPlan, PlannedImage, Skipped
 
 SPLITS = ("train", "val", "test")
@@ -22,21 +24,31 @@ def _class_dirs(root: Path) -> list[tuple[str, Path]]:
 def _read_groups(csv_path: Path, plan: ImportPlan) -> list[tuple[str, str, str]]:
     """(file name, group, "csv:line") rows; a header naming `file` (or filename/path) and `group` is required."""
     rows: list[tuple[str, str, str]] = []
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    text = decode_utf8(csv_path.read_bytes(), csv_path.name, plan.problems)
+    if text is None:
+        return rows
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
         header = [h.strip().lower() for h in next(reader, [])]
-        file_col = next((header.index(c) for c in ("file", "filename", "file_name", "path") if c in header), None)
-        if file_col is None or "group" not in header:
-            plan.problems.append(f"{csv_path.name}:1: header must name a 'file' and a 'group' column, got {header}")
-            return rows
-        group_col = header.index("group")
-        for number, row in enumerate(reader, start=2):
+    except csv.Error as exc:
+        plan.problems.append(f"{csv_path.name}:1: unreadable CSV ({exc}); save it as plain CSV")
+        return rows
+    file_col = next((header.index(c) for c in ("file", "filename", "file_name", "path") if c in header), None)
+    if file_col is None or "group" not in header:
+        plan.problems.append(f"{csv_path.name}:1: header must name a 'file' and a 'group' column, got {header}")
+        return rows
+    group_col = header.index("group")
+    try:
+        for row in reader:
+            number = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) <= max(file_col, group_col) or not row[file_col].strip():
-                plan.problems.append(f"{csv_path.name}:{number}: expected {len(header)} fields, got {row}")
+                plan.problems.append(f"{csv_path.name}:{number}: expected {len(header)} fields, got {row[:5]}")
                 continue
             rows.append((row[file_col].strip(), row[group_col].strip(), f"{csv_path.name}:{number}"))
+    except csv.Error as exc:  # a NUL byte, an unclosed quote running past the field size limit
+        plan.problems.append(f"{csv_path.name}:{reader.line_num}: unreadable CSV ({exc}); save it as plain CSV")
     return rows
 
 
@@ -55,16 +67,35 @@ def _assign_groups(root: Path, csv_path: Path, plan: ImportPlan) -> None:
             matches[0].group = group or None
 
 
-def parse_folder(path: str | Path, *, groups_csv: str | Path | None = None) -> ImportPlan:
-    """Read `path/<class>/<image>` (or `path/<split>/<class>/<image>`); classes sorted by name."""
+def _class_images(root: Path, confinement: Confinement, plan: ImportPlan) -> None:
+    """One planned image per image file; class folders without any are reported, files outside `root` refused."""
+    found: dict[str, list[str]] = {}  # class -> its folders that hold no image
+    for split, class_dir in _class_dirs(root):
+        files = [f for f in sorted(class_dir.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+        found.setdefault(class_dir.name, [])
+        if not files:
+            found[class_dir.name].append(f"{class_dir.relative_to(root).as_posix()}/")
+        for file in files:
+            refusal = confinement.refusal(file)
+            if refusal is not None:
+                plan.problems.append(f"{plan.display(file)}: {refusal}")
+            plan.images.append(PlannedImage(file=file, split=split, labels=[class_dir.name]))
+    with_images = {image.labels[0] for image in plan.images}
+    for name, empty in sorted(found.items()):
+        if name not in with_images:
+            plan.skipped.append(Skipped(f"class {name!r}", f"no images in {', '.join(empty)}; class not created"))
+
+
+def parse_folder(path: str | Path, *, groups_csv: str | Path | None = None, allow_outside: bool = False) -> ImportPlan:
+    """Read `path/<class>/<image>` (or `path/<split>/<class>/<image>`); classes sorted by name.
+
+    An image that resolves (symlinks followed) outside `path` is a problem unless `allow_outside`.
+    """
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder")
-    plan = ImportPlan(task="single_label", classes=[], images=[])
-    for split, class_dir in _class_dirs(root):
-        for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_EXTENSIONS:
-                plan.images.append(PlannedImage(file=file, split=split, labels=[class_dir.name]))
+    plan = ImportPlan(task="single_label", classes=[], images=[], root=root)
+    _class_images(root, Confinement(root, allow_outside=allow_outside), plan)
     if not plan.images:
         raise ValueError(f"{root} has no images in class sub-folders (expected {root}/<class>/<image>)")
     if groups_csv is not None:

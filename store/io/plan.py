@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from PIL import Image as PILImage
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+MAX_IMAGE_PIXELS = 64_000_000  # larger images are refused at import (Pillow only warns up to 179 Mpx)
 COORD_DECIMALS = 6  # coordinates are rounded to a micro-pixel so x + w - x round-trips exactly
 
 
@@ -59,6 +61,14 @@ class ImportPlan:
     images: list[PlannedImage]
     skipped: list[Skipped] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    root: Path | None = None  # the data set folder: messages name files relative to it
+    keep_unused_classes: bool = False  # COCO: every category is a class, annotated or not
+
+    def display(self, file: Path) -> str:
+        """`file` as messages show it: relative to the data set folder when under it."""
+        if self.root is not None and file.is_relative_to(self.root):
+            return file.relative_to(self.root).as_posix()
+        return str(file)
 
 
 @dataclass
@@ -88,37 +98,67 @@ def round_coord(value: float) -> float:
     return round(float(value), COORD_DECIMALS)
 
 
+class _TooLarge(Exception):
+    """An image above `MAX_IMAGE_PIXELS`; the message is its size."""
+
+
 def _probe(file: Path) -> tuple[str, int, int]:
+    with PILImage.open(file) as img:  # lazy: reads the header only
+        width, height = img.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise _TooLarge(f"{width}x{height} pixels ({width * height / 1e6:.1f} Mpx)")
+        img.verify()
     digest = hashlib.sha256()
     with open(file, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    with PILImage.open(file) as img:  # lazy: reads the header only
-        width, height = img.size
-        img.verify()
     return digest.hexdigest(), width, height
 
 
+def _safe_probe(file: Path) -> tuple[str, int, int] | str | _TooLarge:
+    try:
+        return _probe(file)
+    except _TooLarge as exc:
+        return exc
+    except PILImage.DecompressionBombError as exc:  # above twice Pillow's own limit: far above ours
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        return _TooLarge(f"{int(pixels.group(1)) / 1e6:.1f} Mpx" if pixels else "its size")
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def probe_images(plan: ImportPlan, *, workers: int | None = None) -> None:
-    """Fill sha256/width/height of every planned image; unreadable ones move to `plan.skipped`."""
+    """Fill sha256/width/height of every planned image.
+
+    Unreadable images move to `plan.skipped`; an image above `MAX_IMAGE_PIXELS` is a problem (the import
+    is refused): Pillow only warns below 179 Mpx, and such an image would exhaust memory later.
+    """
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_safe_probe, [image.file for image in plan.images]))
     readable = []
     for image, result in zip(plan.images, results):
-        if isinstance(result, str):
+        if isinstance(result, _TooLarge):
+            plan.problems.append(f"{plan.display(image.file)}: {result} is more than the "
+                                 f"{MAX_IMAGE_PIXELS // 1_000_000} Mpx limit; downscale it or remove it from the "
+                                 "data set")
+        elif isinstance(result, str):
             plan.skipped.append(Skipped(str(image.file), f"unreadable image ({result})"))
-            continue
-        image.sha256, image.width, image.height = result
-        readable.append(image)
+        else:
+            image.sha256, image.width, image.height = result
+            readable.append(image)
     plan.images = readable
 
 
-def _safe_probe(file: Path) -> tuple[str, int, int] | str:
-    try:
-        return _probe(file)
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+def drop_classes_without_images(plan: ImportPlan) -> None:
+    """Leave out (and report) classes none of whose images could be read, unless the plan keeps them all."""
+    if plan.keep_unused_classes:
+        return
+    used = {label for image in plan.images for label in image.labels}
+    for name in plan.classes:
+        if name not in used:
+            plan.skipped.append(Skipped(f"class {name!r}", "none of its images could be read; class not created"))
+    plan.classes = [name for name in plan.classes if name in used]
 
 
 def drop_boxes_outside(plan: ImportPlan) -> None:

@@ -6,10 +6,12 @@ VOC pixel indices are 1-based and inclusive; they are stored as continuous coord
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from store.io.checks import Confinement, decode_utf8
 from store.io.plan import ImportPlan, PlannedBox, PlannedImage, Skipped, round_coord
 
 SPLITS = ("train", "val", "test")
@@ -28,7 +30,19 @@ def find_voc_root(path: Path) -> Path:
     raise ValueError(f"{path} holds several VOC folders ({', '.join(map(str, found))}); pass one of them")
 
 
-def _read_splits(root: Path, plan: ImportPlan) -> dict[str, tuple[str, str]] | None:
+def _list_id(line: str, known: set[str]) -> str:
+    """The image id on a split-list line: the whole line when it names an annotation (ids may hold
+    spaces), else the first field of a classification line `id  1` / `id -1`."""
+    text = line.strip()
+    if text in known:
+        return text
+    fields = text.split()
+    if len(fields) == 2 and fields[1] in ("1", "0", "-1"):
+        return fields[0]
+    return text
+
+
+def _read_splits(root: Path, plan: ImportPlan, known: set[str]) -> dict[str, tuple[str, str]] | None:
     """image id -> (split, "file:line") from ImageSets/Main/{train,val,test}.txt; None without lists."""
     lists = [(split, root / "ImageSets" / "Main" / f"{split}.txt") for split in SPLITS]
     if not any(file.is_file() for _, file in lists):
@@ -37,9 +51,11 @@ def _read_splits(root: Path, plan: ImportPlan) -> dict[str, tuple[str, str]] | N
     for split, file in lists:
         if not file.is_file():
             continue
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        rel = file.relative_to(root).as_posix()
+        text = decode_utf8(file.read_bytes(), rel, plan.problems)
+        for number, line in enumerate((text or "").splitlines(), start=1):
             if line.strip():
-                splits.setdefault(line.split()[0], (split, f"{file.relative_to(root)}:{number}"))
+                splits.setdefault(_list_id(line, known), (split, f"{rel}:{number}"))
     return splits
 
 
@@ -49,10 +65,14 @@ def _number(obj: ET.Element, field: str, where: str, plan: ImportPlan) -> float 
         plan.problems.append(f"{where}/{field}: missing")
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         plan.problems.append(f"{where}/{field}: {text.strip()!r} is not a number")
         return None
+    if not math.isfinite(value):  # float() reads "nan", "inf" and 1e400 (= inf) without complaint
+        plan.problems.append(f"{where}/{field}: {text.strip()!r} is not a finite number; write the pixel coordinate")
+        return None
+    return value
 
 
 def _flags(obj: ET.Element) -> dict[str, Any]:
@@ -83,22 +103,27 @@ def _parse_objects(root_el: ET.Element, rel: str, plan: ImportPlan) -> list[Plan
     return boxes if ok else None
 
 
-def _image_file(root: Path, root_el: ET.Element, stem: str) -> Path | None:
+def _image_file(root: Path, root_el: ET.Element, stem: str) -> tuple[Path, str] | None:
+    """The image file for an annotation, and the field that named it in messages."""
     name = (root_el.findtext("filename") or "").strip()
-    candidates = [root / "JPEGImages" / name] if name else []
-    candidates += [root / "JPEGImages" / f"{stem}{ext}" for ext in (".jpg", ".jpeg", ".png", ".JPG")]
-    return next((c for c in candidates if c.is_file()), None)
+    candidates = [(root / "JPEGImages" / name, "filename")] if name else []
+    candidates += [(root / "JPEGImages" / f"{stem}{ext}", f"image JPEGImages/{stem}{ext}")
+                   for ext in (".jpg", ".jpeg", ".png", ".JPG")]
+    return next((c for c in candidates if c[0].is_file()), None)
 
 
-def parse_voc(path: str | Path) -> ImportPlan:
-    """Read a VOC folder into a multi-label plan; classes are the object names, sorted."""
+def parse_voc(path: str | Path, *, allow_outside: bool = False) -> ImportPlan:
+    """Read a VOC folder into a multi-label plan; classes are the object names, sorted.
+
+    An image that resolves (symlinks followed) outside the VOC folder is a problem unless `allow_outside`.
+    """
     root = find_voc_root(Path(path))
-    plan = ImportPlan(task="multi_label", classes=[], images=[])
-    splits = _read_splits(root, plan)
-    seen: set[str] = set()
-    for xml_file in sorted((root / "Annotations").glob("*.xml")):
-        rel, stem = str(xml_file.relative_to(root)), xml_file.stem
-        seen.add(stem)
+    plan = ImportPlan(task="multi_label", classes=[], images=[], root=root)
+    confinement = Confinement(root, allow_outside=allow_outside)
+    xml_files = sorted((root / "Annotations").glob("*.xml"))
+    splits = _read_splits(root, plan, {f.stem for f in xml_files})
+    for xml_file in xml_files:
+        rel, stem = xml_file.relative_to(root).as_posix(), xml_file.stem
         try:
             root_el = ET.parse(xml_file).getroot()
         except ET.ParseError as exc:
@@ -111,13 +136,19 @@ def parse_voc(path: str | Path) -> ImportPlan:
         if splits is not None and stem not in splits:
             plan.skipped.append(Skipped(rel, "not listed in ImageSets/Main/{train,val,test}.txt"))
             continue
-        file = _image_file(root, root_el, stem)
-        if file is None:
+        found = _image_file(root, root_el, stem)
+        if found is None:
             plan.skipped.append(Skipped(rel, f"no image for it in JPEGImages/ (looked for {stem}.*)"))
+            continue
+        file, field = found
+        refusal = confinement.refusal(file)
+        if refusal is not None:
+            plan.problems.append(f"{rel}: {field}: {refusal}")
             continue
         split = splits[stem][0] if splits is not None else "train"
         labels = sorted({box.label for box in boxes})
         plan.images.append(PlannedImage(file=file, split=split, labels=labels, boxes=boxes))
+    seen = {f.stem for f in xml_files}
     for image_id, (_, where) in sorted((splits or {}).items()):
         if image_id not in seen:
             plan.skipped.append(Skipped(where, f"unknown file {image_id!r}: no Annotations/{image_id}.xml"))

@@ -1,0 +1,52 @@
+"""Checks every importer applies to untrusted input: text encoding, finite numbers, files kept inside the data set."""
+
+from __future__ import annotations
+
+import codecs
+import math
+from pathlib import Path
+
+OUTSIDE_FLAG = "--allow-outside"
+
+
+def decode_utf8(raw: bytes, name: str, problems: list[str]) -> str | None:
+    """`raw` as text (a UTF-8 byte-order mark is dropped); None and a "name:line" problem when not UTF-8."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problems.append(f"{name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                        "save it as UTF-8")
+        return None
+
+
+def finite_float(value: object) -> float | None:
+    """`value` as a float when it is a JSON number that fits one: not bool, NaN, ±inf or an int beyond 1e308."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class Confinement:
+    """Keeps imported files inside a data set folder: symlinks and `..` are followed before the check."""
+
+    def __init__(self, root: Path, *, allow_outside: bool = False) -> None:
+        self.root = root
+        self.allow_outside = allow_outside
+        self._real_root = root.resolve()
+
+    def refusal(self, file: Path) -> str | None:
+        """None when `file` may be imported; else where it really is and what to do."""
+        if self.allow_outside:
+            return None
+        resolved = file.resolve()
+        if resolved.is_relative_to(self._real_root):
+            return None
+        return (f"the image resolves to {resolved}, outside the data set folder {self.root}; move it into that "
+                f"folder, or pass {OUTSIDE_FLAG} if images outside it are meant to be imported")
