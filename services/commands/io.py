@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--project", required=True, help="project to export")
         p.add_argument("--out", type=Path, required=True, help=f"output {what}")
         p.add_argument("--split", default=None, help="only this split (default: all)")
+        p.add_argument("--force", action="store_true",
+                       help="replace an earlier export of the same kind at --out (never any other file)")
         p.set_defaults(run=run_export)
 
 
@@ -89,9 +91,10 @@ def run_export(settings: Settings, args: argparse.Namespace) -> int:
         with store.session_scope(engine) as session:
             project = store.get_project(session, args.project)
             if args.format == "coco":
-                summary = store.export_coco(session, project, args.out, split=args.split)
+                summary = store.export_coco(session, project, args.out, split=args.split, force=args.force)
             else:
-                summary = store.export_voc(session, project, args.out, data_dir=settings.data_dir, split=args.split)
+                summary = store.export_voc(session, project, args.out, data_dir=settings.data_dir, split=args.split,
+                                           force=args.force)
     except (ValueError, OSError) as exc:
         log.error("export failed: %s", exc)
         return 2

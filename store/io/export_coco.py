@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session
 
+from store.io.export_target import check_coco_target, coco_info
 from store.models import Box, Class, Image, Project
 
 
@@ -75,7 +76,7 @@ def coco_document(session: Session, project: Project, *, split: str | None = Non
         for box_id, image_id, class_id, x0, y0, x1, y1, attributes in rows
     ]
     return {
-        "info": {"description": f"Guidance Studio project {project.name}", "version": "1.0"},
+        "info": coco_info(project.name),  # first in the file: how a later export recognises this one
         "licenses": [],
         "images": images,
         "annotations": annotations,
@@ -84,10 +85,15 @@ def coco_document(session: Session, project: Project, *, split: str | None = Non
 
 
 def export_coco(session: Session, project: Project, out: str | os.PathLike[str], *,
-                split: str | None = None) -> ExportSummary:
-    """Write `out` (COCO instances JSON); image `file_name`s are the stored paths (relative to the data dir)."""
-    document = coco_document(session, project, split=split)
+                split: str | None = None, force: bool = False) -> ExportSummary:
+    """Write `out` (COCO instances JSON); image `file_name`s are the stored paths (relative to the data dir).
+
+    Never overwrites a file it did not write: raises `ExportTargetError` (nothing written) when `out` exists
+    and is not an earlier COCO export, or is one and `force` is not set.
+    """
     path = Path(out)
+    check_coco_target(session, path, force=force)
+    document = coco_document(session, project, split=split)
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     write_atomically(path, lambda handle: handle.write(text))
     return ExportSummary(path, len(document["images"]), len(document["annotations"]), len(document["categories"]))

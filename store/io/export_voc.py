@@ -13,10 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.io.export_coco import ExportSummary
+from store.io.export_target import VOC_MARKER, check_voc_target, voc_marker_text
 from store.models import Box, Class, Image, Project
 from store.paths import resolve_image_path
-
-VOC_ENTRIES = {"Annotations", "JPEGImages", "ImageSets"}
 
 
 def _fmt(value: float) -> str:
@@ -64,11 +63,8 @@ def _copy(source: Path, target: Path) -> bool:
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
+    """Put `tmp` at `out`; an earlier export there (checked by `check_voc_target`) is removed afterwards."""
     if out.exists():
-        entries = {p.name for p in out.iterdir()}
-        if entries - VOC_ENTRIES:
-            extra = ", ".join(sorted(entries - VOC_ENTRIES))
-            raise ValueError(f"{out} exists and is not a VOC export (it holds {extra}); choose a new or empty folder")
         backup = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, backup)
         os.replace(tmp, out)
@@ -78,9 +74,14 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 
 
 def export_voc(session: Session, project: Project, out: str | os.PathLike[str], *, data_dir: str | os.PathLike[str],
-               split: str | None = None) -> ExportSummary:
-    """Write `out/` as a VOC year folder with hard-linked (or copied) images; replaces a previous export."""
+               split: str | None = None, force: bool = False) -> ExportSummary:
+    """Write `out/` as a VOC year folder with hard-linked (or copied) images and a marker file.
+
+    Never overwrites what it did not write: raises `ExportTargetError` (nothing written) when `out` is a
+    file or a non-empty folder other than an earlier VOC export, or is one and `force` is not set.
+    """
     out = Path(out)
+    check_voc_target(session, out, force=force)
     image_filter = [Image.project_id == project.id] + ([Image.split == split] if split else [])
     images = [tuple(r) for r in session.execute(select(Image.id, Image.path, Image.width, Image.height, Image.split)
                                                 .where(*image_filter).order_by(Image.id))]
@@ -106,6 +107,7 @@ def export_voc(session: Session, project: Project, out: str | os.PathLike[str], 
             lists[image_split].append(stems[image_id])
         for list_split, stems_in_split in lists.items():
             (tmp / "ImageSets" / "Main" / f"{list_split}.txt").write_text("\n".join(stems_in_split) + "\n", "utf-8")
+        (tmp / VOC_MARKER).write_text(voc_marker_text(project.name), "utf-8")
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
