@@ -19,12 +19,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from core.data import GuidanceDataset, ImageRecord, collate_guidance
+from core.explain import Explainer
 from core.guidance import LOSSES
 from core.train import distributed as dist_utils
 from core.train.config import TrainConfig
 from core.train.evaluate import EvalResult, evaluate
 from core.train.events import TrainEvent, TrainingCancelled
-from core.train.step import guided_step
+from core.train.step import GuidanceBatch, guided_step
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +92,17 @@ def build_loader(records: Sequence[ImageRecord], data: TrainData, batch_size: in
                       collate_fn=collate_guidance, num_workers=0, generator=generator)
 
 
-def to_device(batch: dict[str, Tensor], device: torch.device, annotated: Tensor | None = None) -> dict[str, Tensor]:
+def to_device(batch: dict[str, Tensor], device: torch.device, annotated: Tensor | None = None) -> GuidanceBatch:
     """Move a collated batch to `device`; add `annotated (B,)` bool from the run's key set."""
     out = {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
     if "image" in out:  # the data layer's per-sample name; the engine speaks of a batch of images
         out["images"] = out.pop("image")
     if annotated is not None:
         out["annotated"] = torch.isin(out["key"], annotated)
-    return out
+    return GuidanceBatch(**out)
 
 
-def train_one_epoch(model: nn.Module, explainer: Any, loader: DataLoader, optimizer: torch.optim.Optimizer,
+def train_one_epoch(model: nn.Module, explainer: Explainer, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     cfg: TrainConfig, *, multi_label: bool, annotated: Tensor, generator: torch.Generator,
                     on_step: Callable[[int, dict[str, Tensor]], None], should_stop: Callable[[], bool]) -> int:
     """One pass over `loader`; returns the number of optimiser steps taken."""

@@ -1,4 +1,4 @@
-"""One guided optimisation step (Rao et al., ICCV 2023, SCIENCE.md §3–4).
+"""One guided optimisation step (Rao et al., ICCV 2023, docs/science.md §3–4).
 
     L = L_class + λ · Σ_{annotated i} L_loc(i)
 
@@ -10,12 +10,28 @@ localisation loss. Batches without an annotated image take a plain classificatio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.guidance import boxes_to_masks
+from core.explain import Explainer
+from core.guidance import LocalisationLoss, boxes_to_masks
+
+
+class GuidanceBatch(TypedDict, total=False):
+    """A collated batch on the model's device (`core.data.collate_guidance`, then `core.train.loop.to_device`)."""
+
+    images: Tensor  # (B, 3, S, S) float in [0, 1]
+    target: Tensor  # (B, C) float multi-hot
+    label: Tensor  # (B,) long, the first label (-1: none)
+    group: Tensor  # (B,) long (-1: none)
+    key: Tensor  # (B,) long, the image's id
+    boxes: Tensor  # (B, K, 4) float, pixels of the S×S input; padding rows are zeros
+    box_labels: Tensor  # (B, K) long (padding -1)
+    box_valid: Tensor  # (B, K) bool
+    annotated: Tensor  # (B,) bool: the image belongs to the run's annotated subset
 
 
 @dataclass(frozen=True)
@@ -28,7 +44,7 @@ class StepLosses:
     n_annotated: Tensor
 
 
-def classification_loss(logits: Tensor, batch: dict[str, Tensor], multi_label: bool) -> Tensor:
+def classification_loss(logits: Tensor, batch: GuidanceBatch, multi_label: bool) -> Tensor:
     """BCE on multi-hot targets (multi-label) or softmax cross-entropy on `label` (single-label).
 
     logits: (B, C); batch["target"]: (B, C) float; batch["label"]: (B,) long.
@@ -38,7 +54,7 @@ def classification_loss(logits: Tensor, batch: dict[str, Tensor], multi_label: b
     return F.cross_entropy(logits, batch["label"])
 
 
-def guided_targets(batch: dict[str, Tensor], multi_label: bool, generator: torch.Generator | None) -> Tensor:
+def guided_targets(batch: GuidanceBatch, multi_label: bool, generator: torch.Generator | None) -> Tensor:
     """The class each image is guided towards: (B,) long.
 
     Multi-label: one ground-truth class drawn per image, `multinomial(y / y.sum(1))`
@@ -52,7 +68,7 @@ def guided_targets(batch: dict[str, Tensor], multi_label: bool, generator: torch
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
-def guidance_masks(batch: dict[str, Tensor], classes: Tensor, dilation: float) -> tuple[Tensor, Tensor]:
+def guidance_masks(batch: GuidanceBatch, classes: Tensor, dilation: float) -> tuple[Tensor, Tensor]:
     """Union masks of each image's boxes of its guided class, and which images have any.
 
     Returns masks (B, H, W) bool and has_box (B,) bool (annotated images with ≥1 box of the class).
@@ -66,10 +82,10 @@ def guidance_masks(batch: dict[str, Tensor], classes: Tensor, dilation: float) -
 
 def guided_step(
     model: torch.nn.Module,
-    explainer: object,
-    batch: dict[str, Tensor],
+    explainer: Explainer,
+    batch: GuidanceBatch,
     *,
-    loss_fn: object,
+    loss_fn: LocalisationLoss,
     lam: float,
     multi_label: bool,
     contrast: bool = False,
