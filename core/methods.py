@@ -79,9 +79,9 @@ ALL_LAYERS = ("input", "mid1", "mid2", "mid3", "final")
 
 LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
     Layer("input", "Input", "the image itself (for B-cos nets: after the input encoding)"),
-    Layer("mid1", "Mid 1", "output of the first residual stage"),
-    Layer("mid2", "Mid 2", "output of the second residual stage"),
-    Layer("mid3", "Mid 3", "output of the third residual stage"),
+    Layer("mid1", "Mid1", "output of the first residual stage"),
+    Layer("mid2", "Mid2", "output of the second residual stage"),
+    Layer("mid3", "Mid3", "output of the third residual stage"),
     Layer("final", "Final", "output of the last residual stage"),
 )}
 

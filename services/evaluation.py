@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
+from core import methods
 from core.train import load_checkpoint
 from core.train.evaluate import EvalResult, evaluate
 from core.train.loop import TrainData, build_loader, to_device
@@ -26,7 +27,7 @@ SUMMARY_KEYS = ("accuracy", "f1", "epg", "iou", "group_accuracy", "worst_group_a
 
 def default_attribution(model: torch.nn.Module) -> str:
     """B-cos contributions for B-cos models, Input×Gradient otherwise."""
-    return "bcos" if getattr(model, "is_bcos", False) else "ixg"
+    return methods.default_method(bool(getattr(model, "is_bcos", False)))
 
 
 def summary(metrics: dict[str, Any], *, split: str, checkpoint: Checkpoint) -> dict[str, Any]:

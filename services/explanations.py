@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from core import methods
 from core.data import images_to_batch, load_rgb
 from core.explain import EXPLAINERS, LAYER_NAMES, bcos_colour, overlay_heatmap, upsample
 from services.models import ModelCache, checkpoint_file, model_device
@@ -121,6 +122,10 @@ class ExplanationService:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINERS)}")
         if layer not in LAYER_NAMES:
             raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYER_NAMES)}")
+        if not methods.METHODS[method].supports(layer):
+            where = ", ".join(methods.LAYERS[name].label for name in methods.METHODS[method].layers)
+            raise ValueError(f"{methods.METHODS[method].label} is not meaningful at the {methods.LAYERS[layer].label} "
+                             f"layer; use it at {where}")
         if not 0 <= class_index < len(request.classes):
             raise ValueError(f"class index {class_index} is out of range for {len(request.classes)} classes")
         key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id)
@@ -209,7 +214,7 @@ class ExplanationService:
             out = explainer.attribute(batch, targets)
             maps = upsample(out.maps.detach(), (rgb.shape[0], rgb.shape[1]))  # (1, H, W)
             colour = None
-            if key.method == "bcos" and getattr(model, "is_bcos", False):
+            if methods.METHODS[key.method].colour_view and getattr(model, "is_bcos", False):
                 weights = explainer.weights(batch, targets)
                 if weights.shape[1] == 6:
                     colour = bcos_colour(weights[0], batch[0])

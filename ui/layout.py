@@ -108,8 +108,11 @@ def _explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) -> di
             return None, None, None, "Select an image in Explore (click a tile)."
         return explain.explain_image(deps, *values)
 
-    gr.on([image_id.change, method.change, layer.change, klass.change], run, inputs, outputs,
+    gr.on([image_id.change, layer.change, klass.change], run, inputs, outputs,
           api_name="explain", trigger_mode="always_last")
+    # Only the layers where the method means something (GradCAM: Mid3/Final), then explain.
+    method.change(explain.layer_choices, [method, layer], layer, api_visibility="private").then(
+        run, inputs, outputs, api_visibility="private", trigger_mode="always_last")
 
     def classes(name: str) -> Any:
         labels = explore.project_filters(deps, name)["class"][1:] if name else []

@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "with --run ID, execute a run the app queued (its settings are in its row).")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--project", help="project name")
-    target.add_argument("--run", type=int, dest="run_id", metavar="ID", help="execute this queued run (the app starts the trainer this way)")
+    target.add_argument("--run", type=int, dest="run_id", metavar="ID",
+                        help="execute this queued run (the app starts the trainer this way)")
     p.add_argument("--base", default="active", help="checkpoint to start from: id, file path or 'active' (default)")
     add_config_flags(p)
     p.add_argument("--activate", action="store_true", help="activate the best checkpoint when the run succeeds")

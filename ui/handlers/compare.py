@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from core import methods
 from services import checkpoints
 from services import compare as comparison
 from services.checkpoints import EvaluationInfo
@@ -19,6 +20,8 @@ from ui.deps import AppDeps
 from ui.handlers.common import user_errors
 from ui.handlers.explain import compute
 
+# Before|after pictures use the model's own explanation at the input, where a person reads them.
+COMPARED_METHOD = methods.default_method(is_bcos=True)
 SORTS = {"Largest EPG gain": "gain", "Largest EPG regression": "regression", "Prediction changed": "changed"}
 METRICS = ["accuracy", "f1", "epg", "iou", "worst_group_accuracy"]
 IMAGE_COLUMNS = ["image", "split", "epg_before", "epg_after", "epg_gain", "correct_before", "correct_after"]
@@ -82,8 +85,8 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
     images = _image_rows(result.images)
     pairs: list[tuple[str, str]] = []
     for req_a, req_b in result.pairs:
-        ex_a = compute(deps, req_a, "B-cos", "Input", "")
-        ex_b = deps.explanations.explain(req_b, "bcos", "input", ex_a.key.class_index)
+        ex_a = compute(deps, req_a, COMPARED_METHOD, "input", "")
+        ex_b = deps.explanations.explain(req_b, ex_a.key.method, ex_a.key.layer, ex_a.key.class_index)
         pairs += [(str(ex_a.overlay_path), f"#{req_a.image_id} before"), (str(ex_b.overlay_path),
                                                                           f"#{req_b.image_id} after")]
     note = (f"Before **#{result.before.id}** vs after **#{result.after.id}** · {len(images)} images evaluated by "

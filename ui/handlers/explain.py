@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from core import methods
 from core.data import ImageLoadError
 from core.train import CheckpointError
 from services.explain_requests import ExplainTarget, explain_target
@@ -13,9 +14,16 @@ from services.explanations import ExplainRequest, Explanation
 from ui.deps import AppDeps
 from ui.handlers.common import user_errors
 
-METHODS = {"B-cos": "bcos", "Input×Gradient": "ixg", "GradCAM": "gradcam", "Integrated Gradients": "intgrad"}
-LAYERS = {"Input": "input", "Mid1": "mid1", "Mid2": "mid2", "Mid3": "mid3", "Final": "final"}
+METHODS = {method.label: method.name for method in methods.METHODS.values()}  # label shown -> registry name
+LAYERS = {layer.label: layer.name for layer in methods.LAYERS.values()}
 PREDICTED = "(predicted class)"
+
+
+def layer_choices(method: str, layer: str) -> dict[str, Any]:
+    """The layer dropdown for `method`: its meaningful layers only, keeping `layer` when it is one of them."""
+    info = methods.METHODS[METHODS.get(method, method)]
+    labels = [methods.LAYERS[name].label for name in info.layers]
+    return gr.update(choices=labels, value=layer if layer in labels else labels[-1])
 
 
 def target(deps: AppDeps, project: str, image_id: int | None, checkpoint: Any = None) -> ExplainTarget:
@@ -51,7 +59,7 @@ def explain_image(deps: AppDeps, project: str, image_id: int | None, method: str
     explained = request.classes[result.key.class_index]
     info = (f"Image **#{request.image_id}** · checkpoint #{checkpoint.id} ({checkpoint.arch}) · "
             f"explaining **{explained}** with {method} at {layer}.")
-    if result.colour_path is None and METHODS.get(method, method) == "bcos":
+    if result.colour_path is None and methods.METHODS[METHODS.get(method, method)].colour_view:
         info += "  \n_No colour explanation: it needs a native B-cos model._"
     colour = str(result.colour_path) if result.colour_path else None
     return str(result.overlay_path), colour, result.scores, info
