@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from sqlalchemy.orm import Session
 
+from core.bcos import build_model
+from core.data import GENERATOR_VERSION, generate_demo_dataset, load_manifest
+from core.train import TrainConfig, file_sha256, read_checkpoint, save_checkpoint
+from core.train.fine_tune import fine_tune
 from services.database import Database
+from services.datasets import project_train_data
+from services.evaluation import evaluate_checkpoint
 from services.settings import Settings
 from store.boxes import add_box
 from store.db import session_scope
 from store.models import Project
 from store.paths import stored_path
-from store.projects import ImageInput, add_images, create_project, list_classes, list_projects, set_image_labels
-from store.runs import register_checkpoint
+from store.projects import (
+    ImageInput,
+    add_images,
+    create_project,
+    get_project,
+    list_classes,
+    list_projects,
+    set_image_labels,
+)
+from store.runs import active_checkpoint, register_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +79,6 @@ def warn_if_outdated(settings: Settings) -> bool:
     the other way round) its predictions and the README's numbers do not hold. Nothing is changed: the
     project may hold the user's own boxes.
     """
-    from core.data import GENERATOR_VERSION, load_manifest
-
     try:
         version = load_manifest(demo_dir(settings)).get("version")
     except (OSError, ValueError):
@@ -80,10 +94,6 @@ def warn_if_outdated(settings: Settings) -> bool:
 
 def evaluate_demo_baseline(engine: Database, settings: Settings) -> None:
     """Evaluate the demo's active checkpoint on test; a failure is logged, never fatal (the app still starts)."""
-    from services.evaluation import evaluate_checkpoint
-    from store.projects import get_project
-    from store.runs import active_checkpoint
-
     try:
         with session_scope(engine) as session:
             project = get_project(session, DEMO_PROJECT)
@@ -103,8 +113,6 @@ def create_demo_project(engine: Database, settings: Settings, *, config: Any = N
     `config` is a `core.data.SyntheticConfig` (default: the shipped demo's); `baseline` the
     checkpoint registered as active (None: none).
     """
-    from core.data import generate_demo_dataset, load_manifest
-
     directory = demo_dir(settings)
     generate_demo_dataset(directory, config)
     manifest = load_manifest(directory)
@@ -143,8 +151,6 @@ def _import_images(session: Session, settings: Settings, project: Project, direc
 
 def register_baseline(session: Session, settings: Settings, project: Project, path: Path) -> int:
     """Register a baseline checkpoint file for the demo project and make it active; returns its id."""
-    from core.train import file_sha256, read_checkpoint
-
     arch = read_checkpoint(path)["arch"]
     checkpoint = register_checkpoint(session, project_id=project.id, path=stored_path(path, settings.data_dir),
                                      sha256=file_sha256(path), arch=arch, note="demo baseline",
@@ -163,16 +169,6 @@ def train_baseline(engine: Database, settings: Settings, *, out: Path, steps: in
     badge but not yet the object: the baseline the demo needs. Reproducible: same seed, same data,
     same result on the same machine. The final model is kept, not a Pareto choice.
     """
-    import shutil
-
-    import torch
-
-    from core.bcos import build_model
-    from core.train import TrainConfig, save_checkpoint
-    from core.train.fine_tune import fine_tune
-    from services.datasets import project_train_data
-    from store.projects import get_project
-
     ensure_demo(engine, settings, only_if_empty=False, evaluate=False)
     with session_scope(engine) as session:
         data = project_train_data(session, settings, get_project(session, DEMO_PROJECT))

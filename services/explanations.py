@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image as PILImage
@@ -205,8 +206,6 @@ class ExplanationService:
         batch = images_to_batch([rgb], request.image_size).to(device)  # (1, 3, S, S)
         scale = map_scale(rgb.shape[1], rgb.shape[0])
         if scale < 1:  # a huge photo: maps and pictures at a browser-friendly size (the model sees S×S anyway)
-            import cv2
-
             size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         targets = torch.tensor([key.class_index], device=device)

@@ -20,7 +20,12 @@ FORBIDDEN: dict[str, set[str]] = {
     "store": {"torch", "torchvision", "core", "ui", "gradio", "services"},
     "services": {"ui", "gradio", "gradio_image_annotation"},
     "ui": {"sqlalchemy", "alembic", "store"},
+    # small helpers every layer may use (standard library and Pillow): nothing of the project, no heavy library
+    "common": {"core", "store", "services", "ui", "torch", "torchvision", "cv2", "gradio", "sqlalchemy"},
 }
+# packages whose imports sit at the top of a module; one inside a function needs a comment saying why
+# (an optional or heavy dependency kept off a quick path such as `app.py --help`)
+TOP_LEVEL_IMPORTS = ("app.py", "common", "core", "services", "store", "ui")
 
 # packages that hold no SQL: what they may import from SQLAlchemy (type hints of what they pass along)
 SQL_FREE = ("services", "ui")
@@ -115,6 +120,41 @@ def test_no_legacy_session_query_anywhere() -> None:
     assert not violations, _report(violations, "session.query (SQLAlchemy 1.x) found")
 
 
+def _commented(lines: list[str], index: int) -> bool:
+    """Whether the import at `lines[index]`, or the block of imports it closes, carries a comment."""
+    while index >= 0:
+        text = lines[index].strip()
+        if "#" in text:
+            return True
+        if not text.startswith(("import ", "from ")):
+            return False
+        index -= 1
+    return False
+
+
+def uncommented_function_imports(path: Path) -> list[int]:
+    """Lines of imports inside functions with no comment on the line or above its block of imports."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import | ast.ImportFrom):
+                    if not _commented(lines, inner.lineno - 1):
+                        found.append(inner.lineno)
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("package", TOP_LEVEL_IMPORTS)
+def test_imports_inside_functions_say_why(package: str) -> None:
+    files = [ROOT / package] if package.endswith(".py") else python_files(ROOT / package)
+    violations = [f"{path.relative_to(ROOT)}:{line}" for path in files
+                  if "migrations" not in path.parts for line in uncommented_function_imports(path)]
+    assert not violations, _report(violations, "import inside a function without a comment saying why "
+                                               "(move it to the top, or say which heavy/optional dependency it defers)")
+
+
 def test_checker_sees_violations(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import os\nfrom sqlalchemy.orm import Session, aliased\nfrom sqlalchemy import Engine, select\n"
@@ -126,6 +166,9 @@ def test_checker_sees_violations(tmp_path: Path) -> None:
     assert session_calls(bad, {"query"}) == {("session.query(", 6), ("session.query(", 7)}
     assert session_calls(bad, SESSION_SQL_METHODS) == {("session.query(", 6), ("session.query(", 7),
                                                        ("session.scalar(", 8)}
+    assert uncommented_function_imports(bad) == [5]
+    bad.write_text("def f():\n    import torch  # heavy\n    # optional\n    import gradio\n    import cv2\n")
+    assert uncommented_function_imports(bad) == []
     hidden = tmp_path / ".venv" / "lib" / "x.py"
     hidden.parent.mkdir(parents=True)
     hidden.write_text("session.query(X)\n")

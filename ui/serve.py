@@ -30,7 +30,7 @@ def bootstrap_demo(db: Database, settings: Settings) -> bool:
 
     A failure is logged, not raised: the app still serves (projects can be imported from the CLI).
     """
-    from services.demo import ensure_demo
+    from services.demo import ensure_demo  # heavy (torch): `app.py --help` must not pay for it
 
     try:
         created = ensure_demo(db, settings, only_if_empty=True)
@@ -46,6 +46,7 @@ def bootstrap_demo(db: Database, settings: Settings) -> bool:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the app (creating the demo project on a fresh data dir); returns when the server stops."""
+    # heavy (torch, gradio): imported when the server starts, so `app.py --help` stays quick
     from services.explanations import configure_serving_threads
     from ui.deps import build_deps
     from ui.layout import launch

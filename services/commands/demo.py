@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Create the demo project if missing; optionally retrain the baseline."""
+    # heavy (torch) imports only when the command runs, so `app.py --help` stays quick
     from services.database import open_store
     from services.demo import SHIPPED_BASELINE, ensure_demo, train_baseline
 

@@ -84,9 +84,8 @@ def emit_json(payload: dict[str, Any]) -> None:
 
 def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     """Evaluate and store; exit 1 with a message on a user error."""
-    # heavy (torch) imports only when the command runs
-    from core.train import CheckpointError
-    from services.jobs import evaluate_reference
+    from core.train import CheckpointError  # heavy (torch): only when the command runs
+    from services.jobs import evaluate_reference  # heavy (torch): only when the command runs
 
     try:
         result = evaluate_reference(settings, args.project, args.checkpoint, split=args.split,
