@@ -140,9 +140,8 @@ def uncommented_function_imports(path: Path) -> list[int]:
     for node in ast.walk(ast.parse(source, filename=str(path))):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             for inner in ast.walk(node):
-                if isinstance(inner, ast.Import | ast.ImportFrom):
-                    if not _commented(lines, inner.lineno - 1):
-                        found.append(inner.lineno)
+                if isinstance(inner, ast.Import | ast.ImportFrom) and not _commented(lines, inner.lineno - 1):
+                    found.append(inner.lineno)
     return sorted(set(found))
 
 

@@ -2,7 +2,7 @@
 
 Named events (drive them with gradio_client, `api_name=`): /projects, /filters, /gallery, /explain,
 /load_boxes, /save_boxes, /undo_boxes, /propose_box, /next_image, /prev_image (see also
-`ui.layout_jobs`: /start_training, /poll_training, /cancel_training, /checkpoints, /compare,
+`ui.tabs`: /start_training, /poll_training, /cancel_training, /checkpoints, /compare,
 /activate, /export_report, /models, /register_checkpoint, /convert_torchvision).
 """
 
@@ -12,13 +12,16 @@ import logging
 from typing import Any
 
 import gradio as gr
-from gradio_image_annotation import image_annotator
 
 from services.settings import Settings
 from ui.deps import AppDeps, build_deps
-from ui.handlers import annotate, explain, explore
-from ui.handlers.common import author_of
-from ui.layout_jobs import build_compare_tab, build_finetune_tab, build_models_tab
+from ui.handlers import explore
+from ui.tabs.annotate import build_annotate_tab
+from ui.tabs.compare import build_compare_tab
+from ui.tabs.explain import build_explain_tab
+from ui.tabs.explore import build_explore_tab
+from ui.tabs.finetune import build_finetune_tab
+from ui.tabs.models import build_models_tab
 
 log = logging.getLogger(__name__)
 
@@ -44,128 +47,6 @@ document.addEventListener('keydown', (e) => {
 """
 
 
-def _explore_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) -> dict[str, Any]:
-    with gr.Row():
-        split = gr.Dropdown([explore.ANY], value=explore.ANY, label="Split", scale=1, allow_custom_value=True)
-        klass = gr.Dropdown([explore.ANY], value=explore.ANY, label="Class", scale=1, allow_custom_value=True)
-        group = gr.Dropdown([explore.ANY], value=explore.ANY, label="Group", scale=2, allow_custom_value=True)
-        annotated = gr.Dropdown(["any", "annotated", "not annotated"], value="any", label="Boxes", scale=1)
-        wrong = gr.Checkbox(label="Wrong predictions only", scale=1)
-        sort = gr.Dropdown(list(explore.SORT_LABELS), value="Name", label="Sort by", scale=2)
-    with gr.Row():
-        prev_page = gr.Button("◀ Previous page", size="sm")
-        page = gr.Number(0, label="Page (0-based)", precision=0, minimum=0, visible=False)
-        summary = gr.Markdown(elem_id="gallery-summary")
-        next_page = gr.Button("Next page ▶", size="sm")
-    gallery = gr.Gallery(label="Images", columns=8, height=560, allow_preview=False, elem_id="gallery",
-                         object_fit="contain", format="png")
-    ids = gr.State([])
-    inputs = [project, split, klass, group, annotated, wrong, sort, page]
-    outputs = [gallery, summary, page, ids]
-
-    def refresh(*values: Any) -> tuple:
-        return explore.gallery_page(deps, *values)
-
-    def turn(step: int) -> Any:
-        return lambda *v: explore.gallery_page(deps, *v[:-1], int(v[-1] or 0) + step)
-
-    for widget in (split, klass, group, annotated, wrong, sort):
-        widget.change(lambda *v: explore.gallery_page(deps, *v[:-1], 0), inputs, outputs)
-    prev_page.click(turn(-1), inputs, outputs)
-    next_page.click(turn(1), inputs, outputs)
-    def pick(ids_: list[int], evt: gr.SelectData) -> int | None:
-        return ids_[evt.index] if ids_ and evt.index is not None and evt.index < len(ids_) else None
-
-    gallery.select(pick, [ids], image_id, api_visibility="private")
-
-    def filters(name: str) -> tuple:
-        choices = explore.project_filters(deps, name) if name else {"split": [], "class": [], "group": []}
-        return tuple(gr.update(choices=choices[k] or [explore.ANY], value=explore.ANY)
-                     for k in ("split", "class", "group"))
-
-    gr.on([project.change], filters, project, [split, klass, group], api_name="filters").then(
-        refresh, inputs, outputs, api_name="gallery")
-    return {"refresh": refresh, "inputs": inputs, "outputs": outputs}
-
-
-def _explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) -> dict[str, Any]:
-    with gr.Row():
-        method = gr.Dropdown(list(explain.METHODS), value="B-cos", label="Method")
-        layer = gr.Dropdown(list(explain.LAYERS), value="Input", label="Layer")
-        klass = gr.Dropdown([explain.PREDICTED], value=explain.PREDICTED, label="Class explained",
-                            allow_custom_value=True)
-    info = gr.Markdown("Select an image in Explore.", elem_id="explain-info")
-    with gr.Row(equal_height=True):
-        overlay = gr.Image(label="Explanation overlay", format="png", type="filepath", height=320,
-                           elem_id="overlay")
-        colour = gr.Image(label="B-cos colour explanation", format="png", type="filepath", height=320)
-        scores = gr.Label(label="Prediction", num_top_classes=5)
-    inputs = [project, image_id, method, layer, klass]
-    outputs = [overlay, colour, scores, info]
-
-    def run(*values: Any) -> tuple:
-        if not values[1]:
-            return None, None, None, "Select an image in Explore (click a tile)."
-        return explain.explain_image(deps, *values)
-
-    gr.on([image_id.change, layer.change, klass.change], run, inputs, outputs,
-          api_name="explain", trigger_mode="always_last")
-    # Only the layers where the method means something (GradCAM: Mid3/Final), then explain.
-    method.change(explain.layer_choices, [method, layer], layer, api_visibility="private").then(
-        run, inputs, outputs, api_visibility="private", trigger_mode="always_last")
-
-    def classes(name: str) -> Any:
-        labels = explore.project_filters(deps, name)["class"][1:] if name else []
-        return gr.update(choices=[explain.PREDICTED, *labels], value=explain.PREDICTED)
-
-    project.change(classes, project, klass, api_visibility="private")
-    return {"method": method, "layer": layer}
-
-
-def _annotate_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number, explain_widgets: dict) -> None:
-    title = gr.Markdown("Select an image in Explore, then come here to draw boxes.")
-    with gr.Row():
-        prev_btn = gr.Button("◀ Previous [", elem_id="prev-image", size="sm")
-        next_btn = gr.Button("Next ] ▶", elem_id="next-image", size="sm")
-        propose_btn = gr.Button("Propose from explanation (Alt+P)", elem_id="propose-box", size="sm")
-        undo_btn = gr.Button("Undo last change", elem_id="undo-boxes", size="sm")
-        save_btn = gr.Button("Save boxes (Ctrl+S)", variant="primary", elem_id="save-boxes")
-    status = gr.Textbox(label="Status", interactive=False, elem_id="annot-status")
-    editor = image_annotator(label="Boxes (c: create, d: drag, e: edit, Delete: remove)", elem_id="annot",
-                             label_list=[], image_type="filepath", sources=[], show_clear_button=False,
-                             show_remove_button=True, height=520)
-    history = gr.Dataframe(headers=annotate.HISTORY_COLUMNS, label="History (newest first)", interactive=False,
-                           max_height=240)
-    snapshot = gr.State(None)
-    loaded = [editor, snapshot, history, title]
-
-    def load(name: str, image: Any) -> tuple:
-        if not image:
-            return None, None, None, "Select an image in Explore, then come here to draw boxes."
-        value, snap, frame, text = annotate.load_annotation(deps, name, image)
-        labels = explore.project_filters(deps, name)["class"][1:]
-        colours = list(annotate.label_colours(labels).values())
-        return gr.update(value=value, label_list=labels, label_colors=colours), snap, frame, text
-
-    image_id.change(load, [project, image_id], loaded, api_name="load_boxes")
-
-    def save(name: str, snap: Any, value: Any, request: gr.Request) -> tuple:
-        return annotate.save_annotation(deps, name, snap, value, author_of(request))
-
-    def undo(name: str, snap: Any, request: gr.Request) -> tuple:
-        return annotate.undo_annotation(deps, name, snap, author_of(request))
-
-    save_btn.click(save, [project, snapshot, editor], [*loaded, status], api_name="save_boxes")
-    undo_btn.click(undo, [project, snapshot], [*loaded, status], api_name="undo_boxes")
-    propose_btn.click(lambda n, i, v, m, la: annotate.propose_from_explanation(deps, n, i, v, m, la),
-                      [project, image_id, editor, explain_widgets["method"], explain_widgets["layer"]],
-                      [editor, status], api_name="propose_box")
-    prev_btn.click(lambda n, i: annotate.step_image(deps, n, i, -1), [project, image_id], image_id,
-                   api_name="prev_image")
-    next_btn.click(lambda n, i: annotate.step_image(deps, n, i, 1), [project, image_id], image_id,
-                   api_name="next_image")
-
-
 def build_demo(deps: AppDeps) -> gr.Blocks:
     """The whole app for one server; per-user values live in `gr.State`, shared services in `deps`."""
     names = explore.project_names(deps)
@@ -180,11 +61,11 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
                                  min_width=160, placeholder="pick an image in Explore")
         with gr.Tabs():
             with gr.Tab("Explore", id="explore"):
-                explore_parts = _explore_tab(deps, project, image_id)
+                explore_parts = build_explore_tab(deps, project, image_id)
             with gr.Tab("Explain", id="explain"):
-                explain_widgets = _explain_tab(deps, project, image_id)
+                explain_widgets = build_explain_tab(deps, project, image_id)
             with gr.Tab("Annotate", id="annotate"):
-                _annotate_tab(deps, project, image_id, explain_widgets)
+                build_annotate_tab(deps, project, image_id, explain_widgets)
             with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
                 poll, poll_inputs, poll_outputs = build_finetune_tab(deps, project)
             with gr.Tab("Compare", id="compare"):

@@ -2,7 +2,7 @@
 
 Each field carries its own metadata (`Setting`: label, help, choices, bounds, where it is shown). From
 it the `train` command builds its flags (`services/commands/train.py`), the UI builds its advanced
-settings form (`ui/layout_jobs.py`), and `TrainConfig.__post_init__` validates — so a setting is
+settings form (`ui/tabs/finetune.py`), and `TrainConfig.__post_init__` validates — so a setting is
 written once. The config travels to the training process inside its run row, never as command-line
 strings, and is stored inside every checkpoint. Torch-free on purpose.
 """

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from common.images import exif_orientation, open_upright
 from services.explanations import MAP_MAX_SIDE, map_scale
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,21 @@ def display_scale(width: int, height: int, min_side: int = DISPLAY_MIN_SIDE, max
 
 def _open_rgb(source: Path) -> PILImage.Image:
     try:
-        opened = PILImage.open(source)
-        opened.load()
+        opened = open_upright(source)  # EXIF orientation applied, as boxes were drawn
     except (UnidentifiedImageError, PILImage.DecompressionBombError, OSError, SyntaxError) as exc:
         raise ValueError(f"{source} cannot be shown ({type(exc).__name__}: {exc}); re-import it or remove it "
                          "from the project") from exc
     return opened if opened.mode in ("RGB", "RGBA", "L") else opened.convert("RGB")
+
+
+def _is_turned(source: Path) -> bool:
+    """Whether the file carries an EXIF turn (a phone photo): it is then shown through an upright copy, so the
+    editor's canvas and the stored boxes share one frame whatever the browser does with EXIF."""
+    try:
+        with PILImage.open(source) as image:  # header only
+            return exif_orientation(image) != 1
+    except (UnidentifiedImageError, PILImage.DecompressionBombError, OSError, SyntaxError):
+        return False
 
 
 def _write_atomically(image: PILImage.Image, target: Path, **options: Any) -> None:
@@ -67,9 +77,9 @@ def display_image(source: Path, cache_dir: Path, key: str, scale: float) -> Path
     hash), so a changed image gets a new file. Raises FileNotFoundError for a missing file and ValueError for one
     that is not an image.
     """
-    if scale == 1:
+    if scale == 1 and not _is_turned(source):
         return source
-    name = f"x{int(scale)}" if scale > 1 else f"d{round(1 / scale)}"
+    name = f"x{int(scale)}" if scale >= 1 else f"d{round(1 / scale)}"
     target = cache_dir / f"{key}-{name}.png"
     if target.exists():
         return target
@@ -92,7 +102,7 @@ def thumbnail(source: Path, cache_dir: Path, key: str, width: int, height: int,
 
     An unreadable or missing source is returned as is (the gallery shows a broken tile, the page still loads).
     """
-    if max(int(width or 0), int(height or 0)) <= max_side:
+    if max(int(width or 0), int(height or 0)) <= max_side and not _is_turned(source):
         return source
     target = cache_dir / f"{key}-t{max_side}.jpg"
     if target.exists():

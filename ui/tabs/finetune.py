@@ -1,4 +1,4 @@
-"""Layout of the Fine-tune, Compare and Models tabs: widgets and wiring only (see `ui.handlers`)."""
+"""The Fine-tune tab: one button, the advanced form generated from TrainConfig, live progress, cancel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import gradio as gr
 
 from core.train.config import Setting
 from ui.deps import AppDeps
-from ui.handlers import compare, finetune, models
+from ui.handlers import finetune
 
 POLL_SECONDS = 1.5
 
@@ -78,68 +78,3 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     timer.tick(poll, poll_inputs, poll_outputs, api_name="poll_training", show_progress="hidden")
     project.change(poll, poll_inputs, poll_outputs, api_visibility="private")
     return poll, poll_inputs, poll_outputs
-
-
-def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:
-    """Two checkpoints: metric table, per-image before|after, activate, HTML report."""
-    with gr.Row():
-        before = gr.Dropdown([], label="Before", elem_id="compare-before", allow_custom_value=True, scale=3)
-        after = gr.Dropdown([], label="After", elem_id="compare-after", allow_custom_value=True, scale=3)
-        sort = gr.Dropdown(list(compare.SORTS), value="Largest EPG gain", label="Sort images by", scale=2)
-        refresh = gr.Button("Refresh checkpoints", size="sm", scale=1, min_width=120)
-    with gr.Row():
-        run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-        activate = gr.Button("Activate 'after' model", elem_id="compare-activate")
-        export = gr.Button("Export HTML report")
-    note = gr.Markdown(elem_id="compare-note")
-    metrics = gr.Dataframe(label="Metrics", interactive=False)
-    pairs = gr.Gallery(label="Explanations: before | after", columns=4, height=420, format="png",
-                       allow_preview=True)
-    images = gr.Dataframe(label="Per-image results", interactive=False, max_height=300)
-    report = gr.File(label="Report", visible=False)  # shown once exported: no empty drop zone
-
-    def choices(name: str) -> tuple:
-        if not name:
-            return gr.update(choices=[]), gr.update(choices=[])
-        options = compare.checkpoint_choices(deps, name)
-        a, b = compare.default_pair(deps, name)
-        return gr.update(choices=options, value=a), gr.update(choices=options, value=b)
-
-    refresh.click(choices, project, [before, after], api_name="checkpoints")
-    project.change(choices, project, [before, after], api_visibility="private")
-    inputs = [project, before, after, sort]
-    run.click(lambda *v: compare.compare_checkpoints(deps, *v), inputs, [metrics, images, pairs, note],
-              api_name="compare")
-    activate.click(lambda n, b: compare.activate(deps, n, b), [project, after], note, api_name="activate")
-    export.click(lambda *v: gr.update(value=compare.export_report(deps, *v), visible=True), inputs, report,
-                 api_name="export_report")
-    return choices, [before, after]
-
-
-def build_models_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:
-    """Checkpoints with lineage, register a file, B-cosify a torchvision ResNet."""
-    table = gr.Dataframe(headers=models.MODEL_COLUMNS, label="Checkpoints (parent = lineage)", interactive=False,
-                         elem_id="models-table")
-    status = gr.Textbox(label="Status", interactive=False, elem_id="models-status")
-    with gr.Row():
-        with gr.Column():
-            gr.Markdown("**Register a checkpoint file** (`.pt` written by Guidance Studio)")
-            ckpt_file = gr.File(label="Checkpoint", file_types=[".pt"], type="filepath")
-            note = gr.Textbox(label="Note", placeholder="where it came from")
-            register = gr.Button("Register")
-        with gr.Column():
-            gr.Markdown("**Convert a torchvision ResNet** by B-cosification (then fine-tune it)")
-            tv_file = gr.File(label="torchvision weights (.pth)", file_types=[".pth", ".pt"], type="filepath")
-            arch = gr.Dropdown(list(models.TORCHVISION_ARCHS), value="resnet18", label="Architecture")
-            convert = gr.Button("Convert")
-
-    def do_convert(name: str, a: str, f: Any, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
-        return models.convert_torchvision(deps, name, a, f, lambda x, m: progress(x, desc=m))
-
-    show = gr.Button("Refresh", size="sm")
-    show.click(lambda n: models.list_models(deps, n), project, table, api_name="models")
-    project.change(lambda n: models.list_models(deps, n) if n else None, project, table, api_visibility="private")
-    register.click(lambda n, f, t: models.register_file(deps, n, f, t), [project, ckpt_file, note], [table, status],
-                   api_name="register_checkpoint")
-    convert.click(do_convert, [project, arch, tv_file], [table, status], api_name="convert_torchvision")
-    return (lambda n: models.list_models(deps, n) if n else None), [table]

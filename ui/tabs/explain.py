@@ -1,0 +1,44 @@
+"""The Explain tab: prediction and explanation overlay of the selected image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from ui.deps import AppDeps
+from ui.handlers import explain, explore
+
+
+def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) -> dict[str, Any]:
+    with gr.Row():
+        method = gr.Dropdown(list(explain.METHODS), value="B-cos", label="Method")
+        layer = gr.Dropdown(list(explain.LAYERS), value="Input", label="Layer")
+        klass = gr.Dropdown([explain.PREDICTED], value=explain.PREDICTED, label="Class explained",
+                            allow_custom_value=True)
+    info = gr.Markdown("Select an image in Explore.", elem_id="explain-info")
+    with gr.Row(equal_height=True):
+        overlay = gr.Image(label="Explanation overlay", format="png", type="filepath", height=320,
+                           elem_id="overlay")
+        colour = gr.Image(label="B-cos colour explanation", format="png", type="filepath", height=320)
+        scores = gr.Label(label="Prediction", num_top_classes=5)
+    inputs = [project, image_id, method, layer, klass]
+    outputs = [overlay, colour, scores, info]
+
+    def run(*values: Any) -> tuple:
+        if not values[1]:
+            return None, None, None, "Select an image in Explore (click a tile)."
+        return explain.explain_image(deps, *values)
+
+    gr.on([image_id.change, layer.change, klass.change], run, inputs, outputs,
+          api_name="explain", trigger_mode="always_last")
+    # Only the layers where the method means something (GradCAM: Mid3/Final), then explain.
+    method.change(explain.layer_choices, [method, layer], layer, api_visibility="private").then(
+        run, inputs, outputs, api_visibility="private", trigger_mode="always_last")
+
+    def classes(name: str) -> Any:
+        labels = explore.project_filters(deps, name)["class"][1:] if name else []
+        return gr.update(choices=[explain.PREDICTED, *labels], value=explain.PREDICTED)
+
+    project.change(classes, project, klass, api_visibility="private")
+    return {"method": method, "layer": layer}
