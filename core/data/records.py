@@ -4,9 +4,10 @@ An :class:`ImageRecord` is what the data layer needs to know about one image: wh
 labels, its boxes in *original* pixels and its worst-group analysis group. ``services`` builds
 records from database rows; the synthetic demo builds them from its manifest.
 
-Images are decoded with Pillow (EXIF orientation applied, so boxes drawn on the image as a browser
-shows it stay right), converted to RGB and resized to a square with a plain (non aspect-preserving)
-bilinear resize. Boxes are scaled by ``S / W`` horizontally and ``S / H`` vertically to match.
+Images are decoded with Pillow through :func:`common.images.open_upright` (EXIF orientation applied, so
+boxes drawn on the image as a browser, Label Studio or CVAT shows it stay right), converted to RGB and
+resized to a square with a plain (non aspect-preserving) bilinear resize. Boxes are scaled by ``S / W``
+horizontally and ``S / H`` vertically to match.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from common.images import open_upright
 
 Box = tuple[float, float, float, float]
 
@@ -93,9 +96,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageLoadError(path, "file not found" if not path.exists() else "not a regular file")
     try:
-        with Image.open(path) as image:
-            image.load()  # decode now: truncated files otherwise fail lazily, later
-            image = ImageOps.exif_transpose(image)
+        with open_upright(path) as image:  # EXIF orientation applied: the frame boxes are drawn in
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not a recognised image format (corrupt or not an image)") from None
