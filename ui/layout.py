@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from services.settings import Settings
+from services.settings import MAX_UPLOAD_BYTES, Settings
 from ui.deps import AppDeps, build_deps
 from ui.handlers import explore
 from ui.tabs.annotate import build_annotate_tab
@@ -93,7 +93,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     data = settings.data_dir.resolve()
     blocked = [str(data / name) for name in ("studio.db", "studio.db-wal", "studio.db-shm", "checkpoints", "runs")]
     return {"auth": settings.auth_pair, "allowed_paths": [str(data)], "blocked_paths": blocked, "css": CSS,
-            "head": KEYS_JS, "show_error": True, "footer_links": []}
+            "head": KEYS_JS, "show_error": True, "footer_links": [], "max_file_size": MAX_UPLOAD_BYTES}
 
 
 def launch(settings: Settings, *, block: bool = True, deps: AppDeps | None = None) -> gr.Blocks:

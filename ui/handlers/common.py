@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from services.errors import ConflictError, NotFoundError
+from services.settings import MAX_UPLOAD_BYTES
 
 log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
+
+
+def uploaded_file(file: Any) -> Path:
+    """The path of a file the browser uploaded to this server, or a `gr.Error` saying what to do.
+
+    Only files in Gradio's upload folder count: an API caller cannot name another file on the server
+    (a checkpoint or database elsewhere on disk) as if it had uploaded it. Size: at most MAX_UPLOAD_BYTES.
+    """
+    if not file:
+        raise gr.Error("Choose a file to upload first.")
+    path = Path(getattr(file, "name", file))
+    uploads = Path(get_upload_folder()).resolve()
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise gr.Error(f"The upload {path.name} did not arrive; upload it again.") from None
+    if not resolved.is_relative_to(uploads) or not resolved.is_file():
+        raise gr.Error(f"{path.name} was not uploaded through this page; upload the file with the file picker.")
+    if resolved.stat().st_size > MAX_UPLOAD_BYTES:
+        raise gr.Error(f"{path.name} is larger than the upload limit of {MAX_UPLOAD_BYTES / 2**30:.0f} GiB.")
+    return resolved
+
+
+def safe_file_stem(name: str) -> str:
+    """`name` usable inside a file name: anything but letters, digits, '.', '_' and '-' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "project"
 
 
 def author_of(request: gr.Request | None) -> str:

@@ -17,7 +17,7 @@ from services import compare as comparison
 from services.checkpoints import EvaluationInfo
 from services.compare import ImageChange
 from ui.deps import AppDeps
-from ui.handlers.common import user_errors
+from ui.handlers.common import safe_file_stem, user_errors
 from ui.handlers.explain import compute
 
 # Before|after pictures use the model's own explanation at the input, where a person reads them.
@@ -120,7 +120,7 @@ def export_report(deps: AppDeps, project: str, before_id: Any, after_id: Any, so
              "padding:2px 8px}.pairs{display:grid;grid-template-columns:repeat(2,200px);gap:8px}")
     out_dir = deps.data_dir / "reports"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"compare-{project}-{before_id}-{after_id}-{int(time.time())}.html"
+    path = out_dir / f"compare-{safe_file_stem(project)}-{before_id}-{after_id}-{int(time.time())}.html"
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Report</title><style>{style}</style>"
                     f"</head><body>{body}</body></html>", encoding="utf-8")
     return str(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -14,14 +13,13 @@ import pandas as pd
 from core.train import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
 from services import catalog, checkpoints
 from ui.deps import AppDeps
-from ui.handlers.common import user_errors
+from ui.handlers.common import uploaded_file, user_errors
 
 log = logging.getLogger(__name__)
 
 MODEL_COLUMNS = ["id", "active", "arch", "created", "parent", "run", "accuracy", "worst group", "epg", "measured on",
                  "note", "file"]
 TORCHVISION_ARCHS = ("resnet18", "resnet50")
-MAX_UPLOAD_BYTES = 2 << 30
 
 
 def _metric(metrics: Mapping[str, Any], name: str) -> float | None:
@@ -49,20 +47,9 @@ def _classes(deps: AppDeps, project: str) -> list[str]:
         return catalog.class_names(deps.engine, project)
 
 
-def _upload_path(file: Any) -> Path:
-    if not file:
-        raise gr.Error("Choose a file to upload first.")
-    path = Path(getattr(file, "name", file))
-    if not path.is_file():
-        raise gr.Error(f"The upload {path.name} did not arrive; upload it again.")
-    if path.stat().st_size > MAX_UPLOAD_BYTES:
-        raise gr.Error(f"{path.name} is larger than 2 GiB; that is not a ResNet checkpoint.")
-    return path
-
-
 def register_file(deps: AppDeps, project: str, file: Any, note: str) -> tuple[pd.DataFrame, str]:
     """Check a Guidance Studio checkpoint fits the project, copy it into the data dir and register it."""
-    upload = _upload_path(file)
+    upload = uploaded_file(file)
     classes = _classes(deps, project)
     try:
         loaded = load_checkpoint(upload, expected_classes=classes)
@@ -90,7 +77,7 @@ def convert_torchvision(deps: AppDeps, project: str, arch: str, file: Any,
     report = progress or (lambda _f, _m: None)
     if arch not in TORCHVISION_ARCHS:
         raise gr.Error(f"Choose one of {', '.join(TORCHVISION_ARCHS)} (got {arch!r}).")
-    upload = _upload_path(file)
+    upload = uploaded_file(file)
     classes = _classes(deps, project)
     if not classes:
         raise gr.Error(f"Project {project!r} has no classes yet; import its labels first.")
