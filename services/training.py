@@ -20,7 +20,7 @@ from services.runs import write_run_progress
 from services.settings import Settings
 from store.db import session_scope
 from store.paths import stored_path
-from store.runs import record_evaluation, register_checkpoint, run_checkpoints, update_training_run
+from store.runs import delete_checkpoint, record_evaluation, register_checkpoint, run_checkpoints, update_training_run
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def prune_dropped_checkpoints(engine: Database, settings: Settings, run_id: int)
     with session_scope(engine) as session:
         for row in run_checkpoints(session, run_id):
             if not checkpoint_file(settings, row.path).exists() and not row.active:
-                session.delete(row)
+                delete_checkpoint(session, row.id)
 
 
 def _arch_from_name(path: Path) -> str:

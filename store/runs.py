@@ -225,3 +225,12 @@ def fail_silent_runs(session: Session, *, timeout_s: float, now: datetime | None
 def run_checkpoints(session: Session, run_id: int) -> list[Checkpoint]:
     """The checkpoints a training run registered, oldest first."""
     return list(session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.id)))
+
+
+def delete_checkpoint(session: Session, checkpoint_id: int) -> None:
+    """Remove a checkpoint row (its evaluations go with it); an active checkpoint is refused."""
+    checkpoint = get_checkpoint(session, checkpoint_id)
+    if checkpoint.active:
+        raise ValueError(f"checkpoint {checkpoint_id} is the active model; activate another one first")
+    session.delete(checkpoint)
+    session.flush()
