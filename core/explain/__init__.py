@@ -9,6 +9,9 @@ Usage::
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from core import methods
 from core.explain.base import Attribution, Explainer, target_scores, upsample
 from core.explain.bcos_explainer import BcosExplainer
@@ -35,8 +38,23 @@ __all__ = [
     "upsample",
 ]
 
+
+
+def _discover() -> dict[str, type[Explainer]]:
+    """Every `Explainer` subclass that declares a `name`, from the modules of this package: a new method is
+    one new file here plus one line in core/methods.py (docs/ARCHITECTURE.md)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    found: dict[str, type[Explainer]] = {}
+    pending: list[type[Explainer]] = [Explainer]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            pending.append(subclass)
+            if "name" in subclass.__dict__:
+                found[subclass.name] = subclass
+    return found
+
+
 # name -> explainer class; build with ``EXPLAINERS[name](model, layer=..., **options)``.
-EXPLAINERS: dict[str, type[Explainer]] = {
-    cls.name: cls for cls in (BcosExplainer, InputXGradient, GradCAM, IntegratedGradients)
-}
+EXPLAINERS: dict[str, type[Explainer]] = _discover()
 methods.check_implemented("explainer", EXPLAINERS, methods.METHODS)

@@ -7,6 +7,8 @@ Models with Explanations*, ICCV 2023): box masks and the four localisation losse
 
 from __future__ import annotations
 
+import importlib
+
 from core import methods
 from core.guidance.base import ENERGY_EPS, LocalisationLoss, defined_images, max_normalise, resize_to
 from core.guidance.energy import energy_loss
@@ -15,13 +17,18 @@ from core.guidance.masks import boxes_to_masks
 from core.guidance.ppce import ppce_loss
 from core.guidance.rrr import rrr_loss
 
-LOSSES: dict[str, LocalisationLoss] = {
-    "energy": energy_loss,
-    "l1": l1_loss,
-    "ppce": ppce_loss,
-    "rrr": rrr_loss,
-}
-methods.check_implemented("loss", LOSSES, methods.LOSSES)
+
+def _load(name: str) -> LocalisationLoss:
+    """The loss `<name>_loss` of module `core/guidance/<name>.py`: a new loss is that file plus one line in
+    core/methods.py (docs/ARCHITECTURE.md)."""
+    try:
+        return getattr(importlib.import_module(f"{__name__}.{name}"), f"{name}_loss")
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ImportError(f"loss {name!r} is declared in core/methods.py but core/guidance/{name}.py does not "
+                          f"define {name}_loss") from exc
+
+
+LOSSES: dict[str, LocalisationLoss] = {name: _load(name) for name in methods.LOSSES}
 
 __all__ = [
     "ENERGY_EPS",

@@ -42,3 +42,16 @@ def test_capabilities_replace_name_checks() -> None:
     assert methods.evaluation_layer("gradcam") == "final" and methods.evaluation_layer("bcos") == "input"
     assert [m for m in methods.METHODS.values() if m.colour_view] == [methods.METHODS["bcos"]]
     assert all(not m.needs_bcos for m in methods.METHODS.values() if m.name != "bcos")
+
+
+def test_a_new_explainer_is_found_by_its_class_and_a_new_loss_by_its_file() -> None:
+    import core.explain
+    import core.guidance
+    from core.explain import Explainer
+
+    class Saliency(Explainer):  # what a new file in core/explain/ would define
+        name = "saliency_test"
+
+    assert core.explain._discover()["saliency_test"] is Saliency
+    with pytest.raises(ImportError, match=r"core/guidance/nope\.py does not define nope_loss"):
+        core.guidance._load("nope")
