@@ -71,3 +71,18 @@ def defined_images(masks: Tensor) -> Tensor:
     so summing over all images equals summing over these.
     """
     return masks.flatten(1).any(dim=1)
+
+
+def clamped_normalised_map(attributions: Tensor, masks: Tensor) -> Tensor:
+    """The post-processing of L1 and PPCE (docs/science.md §3): clamp to ≥ 0, divide by the per-image max,
+    upsample bilinearly to the masks' size.
+
+    Args:
+        attributions: ``(B, h, w)`` raw attributions.
+        masks: ``(B, H, W)`` bool (checked against the maps).
+
+    Returns:
+        ``(B, H, W)`` in ``[0, 1]`` up to interpolation rounding.
+    """
+    check_maps_and_masks(attributions, masks)
+    return resize_to(max_normalise(attributions.clamp_min(0)), masks.shape[-2:])

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from common import write_atomically
 
 CHECKPOINT_FORMAT = 1
 
@@ -85,17 +85,7 @@ def save_checkpoint(
     final = directory / f"{arch}-{sha[:10]}.pt"
     if final.exists():
         return final
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return final
+    return write_atomically(final, lambda handle: handle.write(data), mode="wb")
 
 
 def _first_line(exc: BaseException) -> str:

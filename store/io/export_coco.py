@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session
 
+from common import write_atomically
 from store.io.export_target import check_coco_target, coco_info
 from store.models import Box, Class, Image, Project
 
@@ -30,21 +30,6 @@ class ExportSummary:
         """Human-readable summary."""
         line = f"wrote {self.path}: {self.images} images, {self.boxes} boxes, {self.classes} classes"
         return [line + (f" ({self.missing_files} image files missing, not copied)" if self.missing_files else "")]
-
-
-def write_atomically(path: Path, write: Any, *, mode: str = "w") -> None:
-    """Call `write(handle)` on a temp file next to `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _iscrowd(attributes: Any) -> int:
