@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -15,7 +15,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.errors import NotFoundError
+
 log = logging.getLogger(__name__)
+RowT = TypeVar("RowT")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -95,3 +98,11 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def get_row(session: Session, model: type[RowT], row_id: int, what: str) -> RowT:
+    """The `model` row with primary key `row_id`; NotFoundError("no {what} with id …") otherwise."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFoundError(f"no {what} with id {row_id}")
+    return row

@@ -9,7 +9,9 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from store.db import get_row
 from store.errors import NotFoundError, did_you_mean
+from store.io.plan import IMAGE_SIZE_MAX, IMAGE_SIZE_MIN
 from store.models import TASKS, Box, Class, Image, ImageLabel, Project
 
 
@@ -89,8 +91,33 @@ def get_or_create_project(session: Session, *, name: str, task: str = "multi_lab
     if project is None:
         return create_project(session, name=name, task=task, image_size=image_size), True
     if project.task != task:
-        raise ValueError(f"project {name!r} is {project.task}, this data is {task}; use another --project name")
+        hint = " (VOC and COCO imports take --task single_label)" if project.task == "single_label" else ""
+        raise ValueError(f"project {name!r} is {project.task}, this data is {task}; use another --project name"
+                         f"{hint}")
     return project, False
+
+
+def check_image_size(size: object) -> int:
+    """`size` as a project image size: a whole number of pixels, a multiple of 32 in [32, 1024]; ValueError
+    saying what is allowed otherwise."""
+    if isinstance(size, bool) or not isinstance(size, int | float | str):
+        raise ValueError(f"image size {size!r} is not a number of pixels")
+    try:
+        value = float(size)
+    except ValueError:
+        raise ValueError(f"image size {size!r} is not a number of pixels") from None
+    if not value.is_integer() or not IMAGE_SIZE_MIN <= value <= IMAGE_SIZE_MAX or int(value) % 32:
+        raise ValueError(f"image size {size!r} must be a multiple of 32 between {IMAGE_SIZE_MIN} and {IMAGE_SIZE_MAX} "
+                         "pixels (e.g. 64, 128, 224)")
+    return int(value)
+
+
+def set_image_size(session: Session, project_id: int, size: object) -> Project:
+    """Set the side of the square the project's images are resized to for its models (`check_image_size`)."""
+    project = get_project(session, project_id)
+    project.image_size = check_image_size(size)
+    session.flush()
+    return project
 
 
 def list_projects(session: Session) -> list[ProjectSummary]:
@@ -137,10 +164,7 @@ def add_classes(session: Session, *, project_id: int, names: Iterable[str]) -> l
 
 def get_image(session: Session, image_id: int) -> Image:
     """The image with this id; NotFoundError otherwise."""
-    image = session.get(Image, image_id)
-    if image is None:
-        raise NotFoundError(f"no image with id {image_id}")
-    return image
+    return get_row(session, Image, image_id, "image")
 
 
 def add_images(session: Session, *, project_id: int, images: Sequence[ImageInput]) -> list[tuple[Image, bool]]:

@@ -11,7 +11,8 @@ from sqlalchemy import ColumnElement, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.errors import ConflictError, NotFoundError
+from store.db import get_row
+from store.errors import ConflictError
 from store.models_runs import ACTIVE_RUN_STATUSES, RUN_STATUSES, Checkpoint, Evaluation, EvaluationImage, TrainingRun
 from store.types import utcnow
 
@@ -52,10 +53,7 @@ def find_checkpoint(session: Session, *, project_id: int, sha256: str) -> Checkp
 
 def get_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint:
     """The checkpoint with this id; NotFoundError otherwise."""
-    checkpoint = session.get(Checkpoint, checkpoint_id)
-    if checkpoint is None:
-        raise NotFoundError(f"no checkpoint with id {checkpoint_id}")
-    return checkpoint
+    return get_row(session, Checkpoint, checkpoint_id, "checkpoint")
 
 
 def activate_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint:
@@ -158,10 +156,7 @@ def create_training_run(session: Session, *, project_id: int, config: Mapping[st
 
 def get_training_run(session: Session, run_id: int) -> TrainingRun:
     """The run with this id; NotFoundError otherwise."""
-    run = session.get(TrainingRun, run_id)
-    if run is None:
-        raise NotFoundError(f"no training run with id {run_id}")
-    return run
+    return get_row(session, TrainingRun, run_id, "training run")
 
 
 def update_training_run(session: Session, run_id: int, *, status: str | None = None, progress: float | None = None,
