@@ -38,6 +38,11 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    repr_fields: ClassVar[tuple[str, ...]] = ("id",)  # what `repr` shows of a row
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.repr_fields)
+        return f"{type(self).__name__}({shown})"
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -60,8 +65,7 @@ class Project(Base):
         back_populates="project", order_by="Class.index", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    def __repr__(self) -> str:
-        return f"Project(id={self.id}, name={self.name!r}, task={self.task!r})"
+    repr_fields = ("id", "name", "task")
 
 
 class Class(Base):
@@ -80,8 +84,7 @@ class Class(Base):
 
     project: Mapped[Project] = relationship(back_populates="classes")
 
-    def __repr__(self) -> str:
-        return f"Class(id={self.id}, name={self.name!r}, index={self.index})"
+    repr_fields = ("id", "name", "index")
 
 
 class Image(Base):
@@ -105,8 +108,7 @@ class Image(Base):
     group: Mapped[str | None] = mapped_column("group_name", String(200), default=None)
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
-    def __repr__(self) -> str:
-        return f"Image(id={self.id}, path={self.path!r}, split={self.split!r})"
+    repr_fields = ("id", "path", "split")
 
 
 class ImageLabel(Base):
@@ -157,9 +159,7 @@ class Box(Base):
         """The class name."""
         return self.klass.name
 
-    def __repr__(self) -> str:
-        coords = f"({self.x0}, {self.y0}, {self.x1}, {self.y1})"
-        return f"Box(id={self.id}, image_id={self.image_id}, rev={self.revision}, {coords})"
+    repr_fields = ("id", "image_id", "revision", "x0", "y0", "x1", "y1")
 
 
 class BoxEvent(Base):
@@ -186,8 +186,7 @@ class BoxEvent(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     undo_of_id: Mapped[int | None] = mapped_column(ForeignKey("box_event.id", ondelete="SET NULL"), default=None)
 
-    def __repr__(self) -> str:
-        return f"BoxEvent(id={self.id}, box_id={self.box_id}, action={self.action!r}, author={self.author!r})"
+    repr_fields = ("id", "box_id", "action", "author")
 
 
 __all__ = ["BOX_ACTIONS", "BOX_SOURCES", "TASKS", "Base", "Box", "BoxEvent", "Class", "Image", "ImageLabel", "Project"]

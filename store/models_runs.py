@@ -42,8 +42,7 @@ class Checkpoint(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
 
-    def __repr__(self) -> str:
-        return f"Checkpoint(id={self.id}, arch={self.arch!r}, active={self.active})"
+    repr_fields = ("id", "arch", "active")
 
 
 class Evaluation(Base):
@@ -106,8 +105,7 @@ class TrainingRun(Base):
         ForeignKey("checkpoint.id", ondelete="SET NULL"), default=None
     )
 
-    def __repr__(self) -> str:
-        return f"TrainingRun(id={self.id}, status={self.status!r}, progress={self.progress:.2f})"
+    repr_fields = ("id", "status", "progress")
 
 
 __all__ = ["ACTIVE_RUN_STATUSES", "RUN_STATUSES", "Checkpoint", "Evaluation", "EvaluationImage", "TrainingRun"]
