@@ -14,6 +14,7 @@ from core.bcos.norm import UncentredBatchNorm2d
 from core.bcos.registry import ARCHITECTURES, build_model
 from core.bcos.resnet import BcosResNet, resnet18, resnet34, resnet50, small_resnet
 from core.bcos.torchvision_weights import load_torchvision_weights
+from core.bcos.transfer import Transfer, model_from_weights
 
 __all__ = [
     "ARCHITECTURES",
@@ -25,6 +26,7 @@ __all__ = [
     "ChannelNormalization",
     "ExplainableModule",
     "InverseEncoding",
+    "Transfer",
     "UncentredBatchNorm2d",
     "bcosify",
     "bcosify_input",
@@ -33,6 +35,7 @@ __all__ = [
     "explanation_mode",
     "is_explaining",
     "load_torchvision_weights",
+    "model_from_weights",
     "prior_logit_bias",
     "resnet18",
     "resnet34",

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from core.bcos.explanation import ExplainableModule, gate_dynamic_factor
+from core.bcos.explanation import BcosTransform, gate_dynamic_factor
 
 __all__ = ["BcosConv2d", "bcos_scale", "constant_bcos_scale", "patch_norms"]
 
@@ -74,7 +74,7 @@ def patch_norms(x: Tensor, conv: nn.Conv2d) -> Tensor:
     return norms.repeat_interleave(conv.out_channels // groups, dim=1) if groups > 1 else norms
 
 
-class BcosConv2d(ExplainableModule):
+class BcosConv2d(BcosTransform):
     """B-cos convolution: ``out = |cos(x, ŵ)|^(B-1) · (ŵ · x)`` per output position.
 
     Weights live in ``self.linear`` (an ``nn.Conv2d`` without bias) so state dicts use the
@@ -106,13 +106,9 @@ class BcosConv2d(ExplainableModule):
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        self.linear = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-            bias=False, device=device, dtype=dtype,
-        )  # fmt: skip
-        self.b = float(b)
-        self.normalize_weights = normalize_weights
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False,
+                         device=device, dtype=dtype)
+        super().__init__(conv, b=b, normalize_weights=normalize_weights)
 
     @property
     def in_channels(self) -> int:
@@ -142,6 +138,3 @@ class BcosConv2d(ExplainableModule):
             return out.mul_(constant_bcos_scale(out, patch_norms(x, conv), self.b))
         scale = bcos_scale(out, patch_norms(x, conv), self.b)
         return gate_dynamic_factor(scale, self) * out
-
-    def extra_repr(self) -> str:
-        return f"B={self.b:g}, normalize_weights={self.normalize_weights}"

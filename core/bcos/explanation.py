@@ -52,6 +52,20 @@ class ExplainableModule(nn.Module):
         self.constant_factors = False
 
 
+class BcosTransform(ExplainableModule):
+    """Base of the B-cos linear maps: holds the wrapped bias-free layer as ``self.linear`` (the B-cos v2
+    key layout ``<name>.linear.weight``), the exponent ``b`` and whether weights are unit-normalised."""
+
+    def __init__(self, linear: nn.Module, *, b: float, normalize_weights: bool) -> None:
+        super().__init__()
+        self.linear = linear
+        self.b = float(b)
+        self.normalize_weights = normalize_weights
+
+    def extra_repr(self) -> str:
+        return f"B={self.b:g}, normalize_weights={self.normalize_weights}"
+
+
 class _DynamicFactorGate(torch.autograd.Function):
     """Identity on the factor; its backward drops the gradient while the owner is explaining."""
 

@@ -7,12 +7,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.bcos.conv import NORM_EPS, bcos_scale, constant_bcos_scale
-from core.bcos.explanation import ExplainableModule, gate_dynamic_factor
+from core.bcos.explanation import BcosTransform, gate_dynamic_factor
 
 __all__ = ["BcosLinear"]
 
 
-class BcosLinear(ExplainableModule):
+class BcosLinear(BcosTransform):
     """B-cos linear map ``out = |cos(x, ŵ)|^(B-1) · (ŵ · x)``; no bias.
 
     Weights live in ``self.linear`` (``<name>.linear.weight``), as in B-cos v2.
@@ -33,13 +33,10 @@ class BcosLinear(ExplainableModule):
         *,
         b: float = 2.0,
         normalize_weights: bool = True,
-        device: torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        **factory: torch.device | torch.dtype | None,  # device=, dtype= as for nn.Linear
     ) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_features, out_features, bias=False, device=device, dtype=dtype)
-        self.b = float(b)
-        self.normalize_weights = normalize_weights
+        super().__init__(nn.Linear(in_features, out_features, bias=False, **factory), b=b,
+                         normalize_weights=normalize_weights)
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., in_features) → (..., out_features)."""
@@ -53,6 +50,3 @@ class BcosLinear(ExplainableModule):
         if self.constant_factors:
             return out * constant_bcos_scale(out, norms, self.b)
         return gate_dynamic_factor(bcos_scale(out, norms, self.b), self) * out
-
-    def extra_repr(self) -> str:
-        return f"B={self.b:g}, normalize_weights={self.normalize_weights}"

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-__all__ = ["TORCHVISION_BUILDERS", "load_torchvision_weights", "torchvision_state_dict"]
+__all__ = ["TORCHVISION_BUILDERS", "head_classes", "load_torchvision_weights", "torchvision_model_from_state",
+           "torchvision_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,18 @@ def load_torchvision_weights(arch: str, path: str | Path, *, num_classes: int | 
     """
     if arch not in TORCHVISION_BUILDERS:
         raise ValueError(f"unknown torchvision architecture {arch!r}; choose one of {sorted(TORCHVISION_BUILDERS)}")
-    state = torchvision_state_dict(path)
+    return torchvision_model_from_state(arch, torchvision_state_dict(path), path, num_classes=num_classes)
+
+
+def head_classes(arch: str, state: Mapping[str, Tensor]) -> int | None:
+    """The class count of the head of torchvision ``arch`` in ``state`` (None when it has no such head)."""
+    head = state.get(_HEAD_WEIGHT[arch])
+    return None if head is None else int(head.shape[0])
+
+
+def torchvision_model_from_state(arch: str, state: Mapping[str, Tensor], path: str | Path, *,
+                                 num_classes: int | None = None) -> nn.Module:
+    """:func:`load_torchvision_weights` on a state dict already read from ``path`` (named in messages)."""
     head = state.get(_HEAD_WEIGHT[arch])
     if head is None:
         raise ValueError(
