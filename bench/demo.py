@@ -4,7 +4,7 @@ For each variant and seed: fine-tune `checkpoints/demo-baseline.pt` on the demo 
 (boxes on ≤10% of it), select by the trainer's own rule on val, and evaluate on the balanced test
 split. Beside accuracy and EPG it asks where each model's *decision* on the cue-conflicting test images
 comes from: the B-cos explanation of `logit_true - logit_other`, summed over the badge and over the
-object box (the trap of SCIENCE.md §7 is a badge that still argues for the wrong class). Prints one
+object box (the trap of docs/science.md §7 is a badge that still argues for the wrong class). Prints one
 JSON object per run and, at the end, a markdown table (mean ± spread over seeds) for bench/RESULTS.md.
 The control variant ("no guidance", λ = 0) is the named baseline: same steps, same data, no
 localisation loss.
@@ -67,7 +67,7 @@ def aligned(group: str) -> bool:
 
 @dataclass(frozen=True)
 class DecisionProbe:
-    """The cue-conflicting test images, to ask where the *decision* comes from (SCIENCE.md §7).
+    """The cue-conflicting test images, to ask where the *decision* comes from (docs/science.md §7).
 
     The B-cos explanation of the contrast `logit_true - logit_other` sums exactly to the decision margin;
     summed over the badge it says how much the shortcut still argues (negative: for the wrong class, the

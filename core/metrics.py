@@ -1,5 +1,5 @@
 """Evaluation metrics (Rao et al., *Studying How to Efficiently and Effectively Guide Models with
-Explanations*, ICCV 2023, §4 and SCIENCE.md §5): localisation (EPG, IoU), classification (F1, accuracy,
+Explanations*, ICCV 2023, §4 and docs/science.md §5): localisation (EPG, IoU), classification (F1, accuracy,
 worst-group accuracy), Pareto selection of checkpoints, and streaming accumulators for batched
 evaluation. Everything stays on the tensors' device; only ``compute()``/``pareto_front`` sync.
 """

@@ -1,4 +1,4 @@
-"""B-cos layers, native B-cos ResNets, B-cosification of torchvision models (SCIENCE.md §1–2)."""
+"""B-cos layers, native B-cos ResNets, B-cosification of torchvision models (docs/science.md §1–2)."""
 
 from core.bcos.bcosify import BcosifiedNet, bcosify, bcosify_input
 from core.bcos.conv import BcosConv2d

@@ -1,4 +1,4 @@
-"""B-cosification of pretrained torchvision CNNs (Arya et al., NeurIPS 2024; SCIENCE.md §2).
+"""B-cosification of pretrained torchvision CNNs (Arya et al., NeurIPS 2024; docs/science.md §2).
 
 Steps 1–2 (:func:`bcosify_input`) are exact: the model takes ``[x, 1-x]``, normalises it to
 ``[z, -z]`` and its first conv gets ``cat([W, -W], 1) / 2``. Steps 3–4 (:func:`bcosify`) turn every
@@ -154,7 +154,7 @@ def _to_uncentred_bn(bn: nn.BatchNorm2d) -> UncentredBatchNorm2d:
 
 
 def _convert_modules(module: nn.Module, b: float) -> None:
-    """Replace convs, BNs and max-pools below ``module`` in place (SCIENCE.md §2 step 3)."""
+    """Replace convs, BNs and max-pools below ``module`` in place (docs/science.md §2 step 3)."""
     for name, child in module.named_children():
         if isinstance(child, nn.Conv2d):
             setattr(module, name, _to_bcos_conv(child, b))
@@ -169,7 +169,7 @@ def _convert_modules(module: nn.Module, b: float) -> None:
 def bcosify(
     model: nn.Module, *, b: float = 2.0, logit_bias: float = DEFAULT_LOGIT_BIAS, arch: str | None = None
 ) -> BcosifiedNet:
-    """B-cosify a torchvision ResNet-18/50 or DenseNet-121 (SCIENCE.md §2 steps 1–4).
+    """B-cosify a torchvision ResNet-18/50 or DenseNet-121 (docs/science.md §2 steps 1–4).
 
     Args:
         model: a torchvision ``ResNet`` or ``DenseNet``, typically with pretrained weights

@@ -1,4 +1,4 @@
-"""B-cos 2-D convolution (SCIENCE.md §1; Böhle et al., B-cos Networks v2)."""
+"""B-cos 2-D convolution (docs/science.md §1; Böhle et al., B-cos Networks v2)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class BcosConv2d(BcosTransform):
             (zero padding only).
         b: the exponent B; B = 1 is a plain (optionally normalised) linear convolution.
         normalize_weights: True (native B-cos) uses ``ŵ = w/||w||`` per output channel; False keeps
-            the raw weights, as B-cosified networks do (SCIENCE.md §2 step 3).
+            the raw weights, as B-cosified networks do (docs/science.md §2 step 3).
 
     Shapes:
         input (B, in_channels, H, W) → output (B, out_channels, H', W').

@@ -1,4 +1,4 @@
-"""Input encodings that live inside models (SCIENCE.md §1 and §2 step 1), and the logit bias."""
+"""Input encodings that live inside models (docs/science.md §1 and §2 step 1), and the logit bias."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def prior_logit_bias(prior: float = 1 / 1000) -> float:
     return math.log(prior / (1.0 - prior))
 
 
-# Sigmoid prior 0.001 for multi-label BCE (SCIENCE.md §1); equals B-cos v2's -log(1000 - 1).
+# Sigmoid prior 0.001 for multi-label BCE (docs/science.md §1); equals B-cos v2's -log(1000 - 1).
 DEFAULT_LOGIT_BIAS = prior_logit_bias(1 / 1000)
 
 
@@ -55,7 +55,7 @@ class ChannelNormalization(nn.Module):
     """Per-channel ``(x - mean) / std`` with constant (non-state-dict) statistics.
 
     For a B-cosified net, ``ChannelNormalization.inverse_imagenet()`` maps ``[x, 1-x]`` to ``[z, -z]``
-    with ``z`` the usual ImageNet-normalised image (SCIENCE.md §2 step 1).
+    with ``z`` the usual ImageNet-normalised image (docs/science.md §2 step 1).
 
     Args:
         mean, std: one value per channel.

@@ -1,4 +1,4 @@
-"""Explanation mode with the reference semantics (SCIENCE.md §1, "Explanation mode").
+"""Explanation mode with the reference semantics (docs/science.md §1, "Explanation mode").
 
 Every dynamic factor of a B-cos network (the B-cos scale ``|l|/n`` and a norm layer's ``1/std``)
 is multiplied in through :class:`_DynamicFactorGate`, an identity in the forward pass whose

@@ -1,4 +1,4 @@
-"""B-cos linear layer (SCIENCE.md §1), for heads on flat features."""
+"""B-cos linear layer (docs/science.md §1), for heads on flat features."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Uncentred, bias-free batch norm ``y = γ · x / sqrt(var + eps)`` (SCIENCE.md §1)."""
+"""Uncentred, bias-free batch norm ``y = γ · x / sqrt(var + eps)`` (docs/science.md §1)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Two kinds of weights file are read (always with ``weights_only=True``, never dow
 
 - a state dict of the architecture itself — a B-cos v2 release file for ``bcos_resnet18/34/50`` (keys like
   ``conv1.linear.weight``), or the weights of a Guidance Studio checkpoint of the same architecture;
-- for ``bcosified_*``: a torchvision ResNet-18/50 or DenseNet-121 file, B-cosified after loading (SCIENCE.md §2).
+- for ``bcosified_*``: a torchvision ResNet-18/50 or DenseNet-121 file, B-cosified after loading (docs/science.md §2).
 
 When the file's class count differs from the project's, the head is replaced by a freshly initialised one and
 the backbone keeps the file's weights: transfer from ImageNet is the normal case.

@@ -2,7 +2,7 @@
 Models with Explanations*, ICCV 2023): box masks and the four localisation losses.
 
 ``LOSSES[name](attributions (B, h, w), masks (B, H, W)) -> (B,)`` with names ``"energy"``, ``"l1"``,
-``"ppce"``, ``"rrr"``; each applies its own post-processing to the raw map (SCIENCE.md §3–4).
+``"ppce"``, ``"rrr"``; each applies its own post-processing to the raw map (docs/science.md §3–4).
 """
 
 from __future__ import annotations

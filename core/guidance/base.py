@@ -1,7 +1,7 @@
 """The protocol every localisation loss follows, and the post-processing steps they share.
 
 Rao et al., *Studying How to Efficiently and Effectively Guide Models with Explanations*, ICCV 2023
-(SCIENCE.md §3–4): each loss starts from the *raw* attribution map at the layer's resolution, applies
+(docs/science.md §3–4): each loss starts from the *raw* attribution map at the layer's resolution, applies
 its own post-processing (clamp to ≥ 0, divide by the per-image max |A|) and only then upsamples
 bilinearly to the mask size.
 """
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# Below this much positive attribution an image counts as "no evidence" (SCIENCE.md §4–5).
+# Below this much positive attribution an image counts as "no evidence" (docs/science.md §4–5).
 ENERGY_EPS = 1e-7
 
 
@@ -23,7 +23,7 @@ class LocalisationLoss(Protocol):
 
     Called as ``loss(attributions, masks)`` with raw ``attributions: (B, h, w)`` at any resolution and
     ``masks: (B, H, W)`` bool (union of the target class's boxes); returns per-image values ``(B,)``.
-    The training loss is ``λ · Σ_{annotated i} loss[i]`` (a sum, SCIENCE.md §4).
+    The training loss is ``λ · Σ_{annotated i} loss[i]`` (a sum, docs/science.md §4).
     """
 
     def __call__(self, attributions: Tensor, masks: Tensor) -> Tensor: ...

@@ -1,4 +1,4 @@
-"""Boxes to masks, on the boxes' device in one vectorised operation (SCIENCE.md §4)."""
+"""Boxes to masks, on the boxes' device in one vectorised operation (docs/science.md §4)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def boxes_to_masks(boxes: Tensor, valid: Tensor, height: int, width: int, *, dil
         height: mask height H.
         width: mask width W.
         dilation: grow each side by ``dilation ×`` box width (left/right) or height (top/bottom),
-            then clamp to the image (coarse boxes, SCIENCE.md §4). Must be ≥ 0.
+            then clamp to the image (coarse boxes, docs/science.md §4). Must be ≥ 0.
 
     Returns:
         ``(B, H, W)`` bool on ``boxes.device``; no host synchronisation.

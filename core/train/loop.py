@@ -2,7 +2,7 @@
 
 Every epoch ends with an evaluation on the validation split; each evaluated model is written as a
 checkpoint file and only the Pareto front over (accuracy or F1, EPG, IoU) is kept on disk
-(SCIENCE.md §5). Cancellation is polled every step and leaves finished checkpoints in place.
+(docs/science.md §5). Cancellation is polled every step and leaves finished checkpoints in place.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class FineTuneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    stop_reason: str = ""  # why the run ended (the adaptive schedule's decision, the epoch count, min_metric)
+    selection_rule: str = ""  # how `best` was chosen, in words (core.train.selection.SELECTION_RULE)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -109,7 +111,7 @@ def train_one_epoch(model: nn.Module, explainer: Explainer, loader: DataLoader, 
     device = annotated.device
     loss_fn = LOSSES[cfg.loss]
     autocast = torch.bfloat16 if cfg.bf16 and device.type == "cuda" else None
-    set_train_mode(model, freeze_norm=cfg.freeze_norm)
+    set_train_mode(model, freeze_norm=cfg.freezes_norm())
     steps = 0
     for batch in loader:
         if should_stop():

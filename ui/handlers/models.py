@@ -70,7 +70,7 @@ def convert_torchvision(deps: AppDeps, project: str, arch: str, file: Any,
                         progress: Callable[[float, str], None] | None = None) -> tuple[pd.DataFrame, str]:
     """B-cosify a torchvision ResNet weights file for the project's classes and register it (not active).
 
-    The converted model needs fine-tuning before it is accurate (SCIENCE.md §2).
+    The converted model needs fine-tuning before it is accurate (docs/science.md §2).
     """
     from core.bcos import bcosify, load_torchvision_weights  # heavy: torchvision
 

@@ -1,4 +1,4 @@
-"""B-cosification of torchvision ResNet/DenseNet (SCIENCE.md §2) and loading local weight files."""
+"""B-cosification of torchvision ResNet/DenseNet (docs/science.md §2) and loading local weight files."""
 
 from __future__ import annotations
 

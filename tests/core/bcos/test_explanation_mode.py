@@ -1,4 +1,4 @@
-"""Explanation mode with the reference semantics (SCIENCE.md §1): flag read in backward."""
+"""Explanation mode with the reference semantics (docs/science.md §1): flag read in backward."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""B-cos layers against the formulas of SCIENCE.md §1 and against the `bcos` package."""
+"""B-cos layers against the formulas of docs/science.md §1 and against the `bcos` package."""
 
 from __future__ import annotations
 

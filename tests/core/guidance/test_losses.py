@@ -72,7 +72,7 @@ def test_gradients_finite_on_degenerate_inputs() -> None:
 
 
 def loop_loss(name: str, attributions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Plain per-image implementation of SCIENCE.md §3–4, one image at a time."""
+    """Plain per-image implementation of docs/science.md §3–4, one image at a time."""
     values = []
     for a, m in zip(attributions.double(), masks):
         m = m.double()
