@@ -7,13 +7,41 @@ import logging
 import sys
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 import store
 from services.database import open_store
+from services.own_data import TASK_CHOICES, CocoImport, FolderImport, ImportSource, VocImport, import_data
 from services.settings import Settings
+from store.io.csv_files import BOXES_EXAMPLE, GROUPS_EXAMPLE
+from store.io.folder import SPLITS
 
 log = logging.getLogger(__name__)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"               {line}" for line in text.splitlines())
+
+
+FOLDER_HELP = f"""layouts:
+  DIR/<class>/<image>           a split is made per class (stratified) and seeded: 10% val, 10% test,
+                                the rest train (--val-fraction, --test-fraction, --seed), or every
+                                image in one split (--split)
+  DIR/<split>/<class>/<image>   split one of train, val, test: the folder's own split is kept;
+                                --val-fraction/--test-fraction carve a split it lacks out of train/
+
+CSV files (UTF-8, a header line; `file` is the image's path relative to DIR, or its bare name when unique):
+  --groups   columns file,group (worst-group analysis), e.g.
+{_indent(GROUPS_EXAMPLE)}
+  --boxes    columns file,label,x0,y0,x1,y1: top-left and bottom-right corner in pixels of the image
+             as a viewer shows it (EXIF orientation applied), several rows per file; the label must
+             be a class (a folder name), e.g.
+{_indent(BOXES_EXAMPLE)}
+
+The project is created when new; its image size is inferred from the images (median shorter side,
+a multiple of 32, at most 224) and can be changed with `python app.py project set P --image-size N`."""
+
+TASK_HELP = ("multi_label (default): an image's classes are its boxes' labels; single_label: an image's class "
+             "is the one label of its boxes (an image whose boxes disagree is an error), e.g. to add boxes from "
+             "another tool's export to a project imported from a folder")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +54,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     coco.add_argument("json", type=Path, help="instances JSON file")
     coco.add_argument("--images", type=Path, required=True, help="folder the JSON's file_name entries are under")
     coco.add_argument("--split", default="train", help="split to put the images in (default train)")
-    folder = formats.add_parser("folder", help="one sub-folder per class (optionally under train/ val/ test/)")
-    folder.add_argument("path", type=Path, help="the folder")
-    folder.add_argument("--groups", type=Path, default=None, help="CSV with 'file' and 'group' columns")
+    for p in (voc, coco):
+        p.add_argument("--groups", type=Path, default=None,
+                       help="CSV with columns file,group; file is the image's path under the data set folder")
+        p.add_argument("--task", choices=TASK_CHOICES, default="multi_label", help=TASK_HELP)
+    folder = formats.add_parser("folder", help="one sub-folder per class (optionally under train/ val/ test/)",
+                                description="Import a folder of images sorted into one sub-folder per class.",
+                                epilog=FOLDER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    folder.add_argument("path", type=Path, help="the folder (DIR)")
+    folder.add_argument("--groups", type=Path, default=None, help="CSV with columns file,group (see below)")
+    folder.add_argument("--boxes", type=Path, default=None, help="CSV with columns file,label,x0,y0,x1,y1 (see below)")
+    folder.add_argument("--split", choices=SPLITS, default=None, help="put every image in this split (flat layout)")
+    folder.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                        help="fraction of each class for val (flat layout default 0.1)")
+    folder.add_argument("--test-fraction", type=float, default=None, metavar="F",
+                        help="fraction of each class for test (flat layout default 0.1)")
+    folder.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     for p in (voc, coco, folder):
         p.add_argument("--project", required=True, help="project to import into (created when new)")
         p.add_argument("--author", default="import", help="recorded as the author of the imported boxes")
@@ -49,38 +90,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(run=run_export)
 
 
-def _parse(args: argparse.Namespace) -> store.ImportPlan:
+def import_source(args: argparse.Namespace) -> ImportSource:
+    """The parsed `import` arguments as a service request."""
     if args.format == "voc":
-        return store.parse_voc(args.path, allow_outside=args.allow_outside)
+        return VocImport(args.path, groups_csv=args.groups, task=args.task, allow_outside=args.allow_outside)
     if args.format == "coco":
-        return store.parse_coco(args.json, args.images, split=args.split, allow_outside=args.allow_outside)
-    return store.parse_folder(args.path, groups_csv=args.groups, allow_outside=args.allow_outside)
+        return CocoImport(args.json, args.images, split=args.split, groups_csv=args.groups, task=args.task,
+                          allow_outside=args.allow_outside)
+    return FolderImport(args.path, groups_csv=args.groups, boxes_csv=args.boxes, split=args.split,
+                        val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
+                        allow_outside=args.allow_outside)
 
 
-def _write(lines: list[str]) -> None:
+def _write(lines: list[str] | tuple[str, ...]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
 
 
 def run_import(settings: Settings, args: argparse.Namespace) -> int:
-    """Import in one transaction; exit 2 (database untouched) on malformed input."""
+    """Import in one transaction; exit 2 (database untouched) on malformed input or unusable options."""
     engine = open_store(settings)
     try:
-        plan = _parse(args)
-        with Session(engine, expire_on_commit=False) as session:  # closing without commit rolls back
-            summary = store.apply_plan(session, plan, project_name=args.project, data_dir=settings.data_dir,
-                                       author=args.author)
-            if not args.dry_run:
-                session.commit()
-    except store.ImportFormatError as exc:
-        log.error("import failed, nothing written: %s", exc)
-        return 2
-    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        result = import_data(engine, settings, import_source(args), project=args.project, author=args.author,
+                             dry_run=args.dry_run)
+    except (ValueError, OSError) as exc:  # ImportFormatError and NotFoundError are ValueErrors
         log.error("import failed, nothing written: %s", exc)
         return 2
     finally:
         engine.dispose()
-    _write([("dry run, nothing written: " if args.dry_run else "") + summary.lines()[0], *summary.lines()[1:]])
+    _write(result.report)
     return 0
 
 

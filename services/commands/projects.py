@@ -1,23 +1,36 @@
-"""`python app.py projects`: list projects with their counts."""
+"""`python app.py projects` (list projects with their counts) and `python app.py project set P --image-size N`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 import store
 from services.database import open_store
+from services.own_data import set_image_size
 from services.settings import Settings
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("name", "task", "classes", "images", "annotated_images", "boxes", "created")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `projects` command."""
+    """Add the `projects` and `project set` commands."""
     p = sub.add_parser("projects", help="list projects with their class, image and box counts")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
+    project = sub.add_parser("project", help="change a project's settings")
+    actions = project.add_subparsers(dest="action", metavar="<action>", required=True)
+    change = actions.add_parser("set", help="change a project's settings",
+                                description="Change a project's settings; only the options given change.")
+    change.add_argument("project", help="project name")
+    change.add_argument("--image-size", type=int, metavar="N",
+                        help="side in pixels of the square images are resized to for training, evaluation and "
+                             "explanations: a multiple of 32 from 32 to 1024 (imports infer it)")
+    change.set_defaults(run=run_set)
 
 
 def _table(rows: list[dict[str, str]]) -> list[str]:
@@ -43,4 +56,22 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                          "`python app.py import folder PATH --project NAME`\n")
     else:
         sys.stdout.write("\n".join(_table(rows)) + "\n")
+    return 0
+
+
+def run_set(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply the settings given; exit 2 with what is allowed when one is not valid or none is given."""
+    if args.image_size is None:
+        log.error("nothing to set: give --image-size N")
+        return 2
+    engine = open_store(settings)
+    try:
+        info = set_image_size(engine, args.project, args.image_size)
+    except ValueError as exc:  # NotFoundError is a ValueError
+        log.error("%s", exc)
+        return 2
+    finally:
+        engine.dispose()
+    sys.stdout.write(f"project {info.name}: image size {info.image_size} px (training, evaluation and explanations "
+                     "use it from now on; fine-tune a model at the new size before comparing it)\n")
     return 0

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.boxes import record_event
-from store.errors import ImportFormatError
+from store.errors import ImportFormatError, did_you_mean
 from store.io.plan import (
     ImportPlan,
     ImportSummary,
@@ -17,11 +17,12 @@ from store.io.plan import (
     Skipped,
     drop_boxes_outside,
     drop_classes_without_images,
+    infer_image_size,
     probe_images,
 )
 from store.models import Box, Image, ImageLabel
 from store.paths import stored_path
-from store.projects import ImageInput, add_classes, add_images, get_or_create_project
+from store.projects import ImageInput, add_classes, add_images, find_project, get_or_create_project, list_classes
 from store.types import utcnow
 
 BoxKey = tuple[int, float, float, float, float]
@@ -35,6 +36,8 @@ def apply_plan(session: Session, plan: ImportPlan, *, project_name: str, data_di
     pixel limit, found while probing). Images already in the project (same sha256) are not added again;
     their labels and boxes are merged without duplicates.
     """
+    existing = find_project(session, name=project_name.strip())
+    _check_box_labels(plan, project_name, [c.name for c in list_classes(session, existing.id)] if existing else [])
     if plan.problems:
         raise ImportFormatError(plan.problems)
     probe_images(plan)
@@ -42,19 +45,79 @@ def apply_plan(session: Session, plan: ImportPlan, *, project_name: str, data_di
         raise ImportFormatError(plan.problems)
     drop_classes_without_images(plan)
     drop_boxes_outside(plan)
-    project, created = get_or_create_project(session, name=project_name, task=plan.task)
-    summary = ImportSummary(project=project.name, project_created=created, skipped=plan.skipped)
+    size, median = infer_image_size([(p.width, p.height) for p in plan.images])
+    project, created = get_or_create_project(session, name=project_name, task=plan.task, image_size=size)
+    summary = ImportSummary(project=project.name, project_created=created, skipped=plan.skipped, notes=plan.notes,
+                            image_size=project.image_size, image_size_inferred=created, median_short_side=median)
     classes = {c.name: c for c in add_classes(session, project_id=project.id, names=plan.classes)}
     planned = _without_path_clashes(session, project.id, plan.images, data_dir, summary)
+    planned = _without_unlabelled(session, project.id, project.task, planned, summary)
     inputs = [ImageInput(stored_path(p.file, data_dir), p.sha256, p.width, p.height, p.split, p.group)
               for p in planned]
     added = add_images(session, project_id=project.id, images=inputs)
     summary.images_added = sum(1 for _, new in added if new)
     summary.images_existing = len(added) - summary.images_added
     image_ids = sorted({image.id for image, _ in added})
+    _set_groups(planned, added, summary)
     _add_labels(session, project.task, planned, added, {n: c.id for n, c in classes.items()}, image_ids, summary)
     _add_boxes(session, planned, added, {n: c.id for n, c in classes.items()}, image_ids, author, summary)
+    summary.split_counts = _split_counts(planned, added)
     return summary
+
+
+def _check_box_labels(plan: ImportPlan, project_name: str, project_classes: list[str]) -> None:
+    """A problem naming the row/field of every box whose label is neither a class of the data nor of the project."""
+    known = [*plan.classes, *(c for c in project_classes if c not in plan.classes)]
+    for image in plan.images:
+        for box in image.boxes:
+            if box.label not in known:
+                plan.problems.append(f"{box.where}: label {box.label!r} is not a class of project {project_name}"
+                                     f"{did_you_mean(box.label, known)}; classes: {', '.join(known) or '(none)'}")
+
+
+def _without_unlabelled(session: Session, project_id: int, task: str, planned: list[PlannedImage],
+                        summary: ImportSummary) -> list[PlannedImage]:
+    """Single-label projects: a new image without a class is left out (and reported); images the project already
+    has stay, so their boxes are added."""
+    unlabelled = [p for p in planned if not p.labels]
+    if task != "single_label" or not unlabelled:
+        return planned
+    known: set[str] = set()
+    shas = sorted({p.sha256 for p in unlabelled})
+    for chunk in _chunks(shas):
+        known.update(session.scalars(select(Image.sha256).where(Image.project_id == project_id,
+                                                                Image.sha256.in_(chunk))))
+    kept = []
+    for image in planned:
+        if image.labels or image.sha256 in known:
+            kept.append(image)
+        else:
+            summary.skipped.append(Skipped(str(image.file), "no class: it has no boxes, and a single-label import "
+                                                            "takes an image's class from its boxes"))
+    return kept
+
+
+def _set_groups(planned: list[PlannedImage], added: list[tuple[Image, bool]], summary: ImportSummary) -> None:
+    """Give images the project already had the group the import names, when they had none (never overwritten)."""
+    for plan, (image, new) in zip(planned, added):
+        if new or not plan.group or image.group == plan.group:
+            continue
+        if image.group is None:
+            image.group = plan.group
+            summary.groups_set += 1
+        else:
+            summary.skipped.append(Skipped(str(plan.file), f"group {plan.group!r} not set: the image is already in "
+                                                           f"group {image.group!r}"))
+
+
+def _split_counts(planned: list[PlannedImage], added: list[tuple[Image, bool]]) -> dict[str, dict[str, int]]:
+    """split -> class -> images of this import (the split the project holds them in)."""
+    counts: dict[str, dict[str, int]] = {}
+    for plan, (image, _) in zip(planned, added):
+        per_class = counts.setdefault(image.split, {})
+        for label in plan.labels or ["(no label)"]:
+            per_class[label] = per_class.get(label, 0) + 1
+    return counts
 
 
 def _without_path_clashes(session: Session, project_id: int, images: list[PlannedImage],
@@ -73,7 +136,7 @@ def _without_path_clashes(session: Session, project_id: int, images: list[Planne
     return kept
 
 
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+def _chunks(ids: list[Any], size: int = 500) -> list[list[Any]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from common.images import upright_size
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 MAX_IMAGE_PIXELS = 64_000_000  # larger images are refused at import (Pillow only warns up to 179 Mpx)
 COORD_DECIMALS = 6  # coordinates are rounded to a micro-pixel so x + w - x round-trips exactly
@@ -63,6 +65,7 @@ class ImportPlan:
     problems: list[str] = field(default_factory=list)
     root: Path | None = None  # the data set folder: messages name files relative to it
     keep_unused_classes: bool = False  # COCO: every category is a class, annotated or not
+    notes: list[str] = field(default_factory=list)  # how the plan was made (e.g. the split), for the report
 
     def display(self, file: Path) -> str:
         """`file` as messages show it: relative to the data set folder when under it."""
@@ -73,7 +76,12 @@ class ImportPlan:
 
 @dataclass
 class ImportSummary:
-    """What an import did (or, on a dry run, would do)."""
+    """What an import did (or, on a dry run, would do).
+
+    `split_counts`: split -> class -> images of the import in it (an image counts once per label).
+    `image_size`: the project's model input side; `image_size_inferred` when this import created the project
+    and chose it from the images (`median_short_side`).
+    """
 
     project: str
     project_created: bool = False
@@ -82,15 +90,52 @@ class ImportSummary:
     labels_added: int = 0
     boxes_added: int = 0
     boxes_existing: int = 0
+    groups_set: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    image_size: int = 0
+    image_size_inferred: bool = False
+    median_short_side: int = 0
 
     def lines(self) -> list[str]:
-        """Human-readable summary lines, one per skipped item at the end."""
+        """Human-readable summary lines: totals, splits, image size, notes, then one per skipped item."""
         head = (f"project {self.project}{' (new)' if self.project_created else ''}: "
                 f"{self.images_added} images added, {self.images_existing} already present; "
                 f"{self.labels_added} labels added; {self.boxes_added} boxes added, "
                 f"{self.boxes_existing} already present; {len(self.skipped)} skipped")
-        return [head, *(f"  skipped {s.item}: {s.reason}" for s in self.skipped)]
+        lines = [head]
+        for split in sorted(self.split_counts, key=lambda s: (SPLIT_ORDER.get(s, 9), s)):
+            per_class = self.split_counts[split]
+            lines.append(f"  {split}: " + ", ".join(f"{name} {n}" for name, n in sorted(per_class.items())))
+        if self.groups_set:
+            lines.append(f"  groups set on {self.groups_set} images already in the project")
+        if self.image_size_inferred:
+            lines.append(f"  image size {self.image_size} px (median shorter side {self.median_short_side} px, "
+                         f"rounded to a multiple of 32 within [{IMAGE_SIZE_MIN}, {IMAGE_SIZE_INFERRED_MAX}]); "
+                         f"change it with `python app.py project set {self.project} --image-size N`")
+        elif self.image_size:
+            lines.append(f"  image size {self.image_size} px (the project's)")
+        lines += [f"  {note}" for note in self.notes]
+        return [*lines, *(f"  skipped {s.item}: {s.reason}" for s in self.skipped)]
+
+
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+IMAGE_SIZE_MIN = 32  # the smallest model input side a project may have
+IMAGE_SIZE_MAX = 1024  # ... and the largest (training cost grows with its square)
+IMAGE_SIZE_INFERRED_MAX = 224  # an import never picks more: ImageNet backbones were trained at 224 px
+
+
+def infer_image_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """`(image size, median shorter side)` for images of `(width, height)`: the median shorter side rounded to a
+    multiple of 32 and clamped to [IMAGE_SIZE_MIN, IMAGE_SIZE_INFERRED_MAX]; 224 for no images."""
+    if not sizes:
+        return IMAGE_SIZE_INFERRED_MAX, 0
+    shorter = sorted(min(w, h) for w, h in sizes)
+    middle = len(shorter) // 2
+    median = shorter[middle] if len(shorter) % 2 else (shorter[middle - 1] + shorter[middle]) // 2
+    rounded = int(median / 32 + 0.5) * 32
+    return max(IMAGE_SIZE_MIN, min(IMAGE_SIZE_INFERRED_MAX, rounded)), median
 
 
 def round_coord(value: float) -> float:
@@ -108,6 +153,8 @@ def _probe(file: Path) -> tuple[str, int, int]:
         if width * height > MAX_IMAGE_PIXELS:
             raise _TooLarge(f"{width}x{height} pixels ({width * height / 1e6:.1f} Mpx)")
         img.verify()
+    with PILImage.open(file) as img:  # again: verify() leaves the image unusable, and must come first
+        width, height = upright_size(img)  # as a viewer shows it (EXIF orientation): boxes are drawn there
     digest = hashlib.sha256()
     with open(file, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -175,3 +222,19 @@ def drop_boxes_outside(plan: ImportPlan) -> None:
             else:
                 kept.append(box)
         image.boxes = kept
+
+
+def to_single_label(plan: ImportPlan) -> None:
+    """Make a box-annotated plan single-label: an image's class is the one label of its boxes.
+
+    An image whose boxes carry several labels is a problem naming it; an image without boxes keeps no label
+    (it is only imported when the project already has it, see `store.io.apply`).
+    """
+    plan.task = "single_label"
+    for image in plan.images:
+        labels = sorted({box.label for box in image.boxes})
+        if len(labels) > 1:
+            plan.problems.append(f"{plan.display(image.file)}: its boxes carry {len(labels)} classes "
+                                 f"({', '.join(labels)}); a single-label project needs one class per image: fix the "
+                                 "boxes, or import without --task single_label (multi-label)")
+        image.labels = labels[:1]

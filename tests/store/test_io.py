@@ -156,3 +156,46 @@ def test_folder_import_with_groups_and_unreadable_image(engine: Engine, tmp_path
         assert project.task == "single_label"
         rows, total = store.page_images(session, project.id, group="water_bg")
         assert total == 1 and rows[0].path == "birds/train/water/b.jpg" and rows[0].split == "train"
+
+
+def test_image_size_is_the_median_shorter_side_rounded_to_32_and_clamped() -> None:
+    from store.io.plan import infer_image_size
+
+    assert infer_image_size([(64, 48), (100, 64), (640, 480)]) == (64, 64)
+    assert infer_image_size([(40, 30), (30, 40)]) == (32, 30)  # never below 32
+    assert infer_image_size([(4000, 3000)] * 3) == (224, 3000)  # never above 224 (set larger with `project set`)
+    assert infer_image_size([(80, 80), (96, 96)]) == (96, 88)  # even count: the mean of the middle two
+    assert infer_image_size([]) == (224, 0)
+
+
+def test_flat_folder_split_is_stratified_seeded_and_stable_when_images_are_added(tmp_path: Path) -> None:
+    from store.io.folder import SplitRule
+
+    root = tmp_path / "flat"
+    for k, name in enumerate(("a", "b")):
+        for i in range(20 + 10 * k):
+            write_image(root / name / f"{i:02}.png", (8, 8), (k, i, 0))
+    splits = {p.file.name + p.labels[0]: p.split for p in store.parse_folder(root).images}
+    counts = {(s, c): sum(1 for key, v in splits.items() if v == s and key.endswith(c))
+              for s in ("train", "val", "test") for c in "ab"}
+    assert counts == {("train", "a"): 16, ("val", "a"): 2, ("test", "a"): 2,
+                      ("train", "b"): 24, ("val", "b"): 3, ("test", "b"): 3}
+    write_image(root / "a" / "new.png", (8, 8), (9, 9, 9))
+    again = {p.file.name + p.labels[0]: p.split for p in store.parse_folder(root).images}
+    assert sum(again[key] != split for key, split in splits.items()) <= 2  # an added image moves few others
+    other = {p.file.name + p.labels[0]: p.split for p in store.parse_folder(root, split_rule=SplitRule(seed=1)).images}
+    assert other != splits
+    with pytest.raises(ValueError, match="--test-fraction 1 is outside"):
+        store.parse_folder(root, split_rule=SplitRule(test_fraction=1.0))
+
+
+def test_single_label_plan_takes_the_class_from_the_boxes(voc: Path) -> None:
+    from store.io.plan import to_single_label
+
+    plan = store.parse_voc(voc)
+    to_single_label(plan)
+    assert plan.task == "single_label"
+    assert plan.problems == ["JPEGImages/käse_001.jpg: its boxes carry 2 classes (hund, katze); a single-label "
+                             "project needs one class per image: fix the boxes, or import without --task "
+                             "single_label (multi-label)"]
+    assert {p.file.name: p.labels for p in plan.images}["写真.jpg"] == ["hund"]
