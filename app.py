@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ui.serve",
     "services.commands.projects",
     "services.commands.io",
+    "services.commands.models",
     "services.commands.train",
     "services.commands.demo",
 )

@@ -26,6 +26,7 @@ from services.database import Database, open_store, run_heartbeat_interval_s
 from services.datasets import project_train_data
 from services.errors import ConflictError
 from services.evaluation import evaluate_checkpoint
+from services.model_factory import is_fresh
 from services.models import checkpoint_file, model_device
 from services.runs import queue_run
 from services.settings import Settings
@@ -152,9 +153,12 @@ def _plan(engine: Database, settings: Settings, run_id: int, *, claim: bool) -> 
             raise ValueError(f"run {run_id} has no base checkpoint")
         base = get_checkpoint(session, run.base_checkpoint_id)
         base_path = checkpoint_file(settings, base.path)
-        arch = read_checkpoint(base_path)["arch"]
+        payload = read_checkpoint(base_path)
+        arch = payload["arch"]
+        # freeze_norm "auto": a fresh model (new or just converted) must learn its norm statistics
         config = TrainConfig.from_dict(run.config).resolved(is_bcos=methods.ARCHITECTURES[arch].bcos
-                                                            if arch in methods.ARCHITECTURES else False)
+                                                            if arch in methods.ARCHITECTURES else False,
+                                                            fresh=is_fresh(payload.get("config")))
         data = project_train_data(session, settings, project, val_split=config.eval_split)
         has_test = count_images(session, project_id=project.id, split="test") > 0
         if claim:

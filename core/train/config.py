@@ -15,14 +15,16 @@ from typing import Any
 
 from core import methods
 
-__all__ = ["LAYER_NAMES", "LOSS_NAMES", "METHOD_CHOICES", "TARGET_NAMES", "Setting", "TrainConfig", "default_of",
-           "settings"]
+__all__ = ["FREEZE_NORM_CHOICES", "LAYER_NAMES", "LOSS_NAMES", "METHOD_CHOICES", "TARGET_NAMES", "Setting",
+           "TrainConfig", "default_of", "settings"]
 
 LOSS_NAMES: tuple[str, ...] = tuple(methods.LOSSES)
 LAYER_NAMES: tuple[str, ...] = tuple(methods.LAYERS)
 TARGET_NAMES: tuple[str, ...] = tuple(methods.TARGETS)
 # "auto": the model's own explanation if it is a B-cos net, else Input×Gradient (core.methods.default_method)
 METHOD_CHOICES: tuple[str, ...] = ("auto", *(m.name for m in methods.METHODS.values() if m.guidable))
+FREEZE_NORM_CHOICES: tuple[str, ...] = ("auto", "yes", "no")
+_LEGACY_FREEZE_NORM = {True: "yes", False: "no"}
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,12 @@ class TrainConfig:
     (docs/science.md §7); `"auto"` is the contrast for single-label data, where it won the demo comparison,
     and the class logit (the paper's recipe) for multi-label data.
 
-    `freeze_norm=True` keeps batch-norm layers on their running statistics while fine-tuning, so the
+    `freeze_norm="yes"` keeps batch-norm layers on their running statistics while fine-tuning, so the
     network trained is the network evaluated (measured on the demo: train-set EPG 0.95 with batch
-    statistics, 0.01 with running statistics). With `freeze_norm=False` (training from scratch) the
-    running statistics are re-estimated on the training data before each evaluation.
+    statistics, 0.01 with running statistics). With `"no"` (training from scratch, or a freshly converted
+    model) the running statistics are re-estimated on the training data before each evaluation. `"auto"`
+    (default) is "no" when the base checkpoint is fresh (made by `model new`, never trained: its config says
+    `"fresh": true`) and "yes" otherwise; `resolved(fresh=...)` decides it.
     """
 
     loss: str = setting("energy", "Loss", "localisation loss", choices=LOSS_NAMES)
@@ -117,18 +121,24 @@ class TrainConfig:
                                        minimum=0, hidden=True)
     select_tolerance: float = setting(0.02, "Selection tolerance", "best = highest EPG within this of the base "
                                       "accuracy/F1", minimum=0.0, maximum=1.0, cli=False, ui=False)
-    freeze_norm: bool = setting(True, "Freeze norm statistics", "normalisation layers use their running statistics "
-                                "while fine-tuning", ui=False)
+    freeze_norm: str = setting("auto", "Freeze norm statistics", "normalisation layers keep their running "
+                               "statistics while training (auto: no for a new, untrained model, else yes)",
+                               choices=FREEZE_NORM_CHOICES, ui=False)
 
     def __post_init__(self) -> None:
         for name, rule in settings():
             rule.check(name, getattr(self, name))
 
-    def resolved(self, *, is_bcos: bool) -> TrainConfig:
-        """This config with `attribution="auto"` replaced by the model's default method."""
-        if self.attribution != "auto":
-            return self
-        return replace(self, attribution=methods.default_method(is_bcos))
+    def resolved(self, *, is_bcos: bool, fresh: bool = False) -> TrainConfig:
+        """This config with `attribution="auto"` replaced by the model's default method, and `freeze_norm="auto"`
+        by "no" for a `fresh` base model (new or just converted, never trained) and "yes" otherwise."""
+        attribution = methods.default_method(is_bcos) if self.attribution == "auto" else self.attribution
+        freeze_norm = ("no" if fresh else "yes") if self.freeze_norm == "auto" else self.freeze_norm
+        return replace(self, attribution=attribution, freeze_norm=freeze_norm)
+
+    def freezes_norm(self) -> bool:
+        """Whether normalisation layers stay on running statistics ("auto" not yet resolved counts as yes)."""
+        return self.freeze_norm != "no"
 
     def guides_contrast(self, multi_label: bool) -> bool:
         """True when the guided score is the contrast `logit_t - max_{c≠t} logit_c` for this kind of data."""
@@ -143,6 +153,8 @@ class TrainConfig:
         """Build from a dict, ignoring unknown keys (older/newer checkpoints); values are coerced to the
         field's type, so a form's `3.0` epochs or a JSON row's ints work."""
         known = {f.name: f for f in fields(cls)}
+        data = {**data, **({"freeze_norm": _LEGACY_FREEZE_NORM[data["freeze_norm"]]}
+                           if isinstance(data.get("freeze_norm"), bool) else {})}  # before "auto", a bool
         return cls(**{k: _coerce(known[k].default, v) for k, v in data.items() if k in known})
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:

@@ -94,7 +94,7 @@ def fine_tune(
             train_one_epoch(train_model, explainer, train_loader, optimizer, cfg, multi_label=data.multi_label,
                             annotated=annotated, generator=generator, on_step=progress.step,
                             should_stop=lambda: dist_utils.broadcast_flag(stop(), device))
-        if not cfg.freeze_norm:
+        if not cfg.freezes_norm():
             recalibrate_norm(dist_utils.unwrap(train_model), train_loader, device)
         if rank0:
             metrics = run_evaluation(model, val_loader, data, cfg, device).metrics

@@ -37,9 +37,9 @@ def test_cli_flags_are_generated_for_every_cli_setting_and_round_trip() -> None:
     add_config_flags(parser)
     flags = {a.dest for a in parser._actions if a.dest != "help"}
     assert flags == {name for name, rule in settings() if rule.cli}
-    args = parser.parse_args(["--lam", "2", "--layer", "input", "--no-freeze-norm", "--epochs", "3"])
-    assert config_overrides(args) == {"lam": 2.0, "layer": "input", "freeze_norm": False, "epochs": 3}
-    assert TrainConfig().with_overrides(**config_overrides(args)).freeze_norm is False
+    args = parser.parse_args(["--lam", "2", "--layer", "input", "--freeze-norm", "no", "--epochs", "3"])
+    assert config_overrides(args) == {"lam": 2.0, "layer": "input", "freeze_norm": "no", "epochs": 3}
+    assert TrainConfig().with_overrides(**config_overrides(args)).freezes_norm() is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--loss", "nope"])  # choices come from the registry
 
@@ -49,3 +49,14 @@ def test_defaults_are_valid_and_auto_resolves_by_model_kind() -> None:
     assert TrainConfig().resolved(is_bcos=True).attribution == "bcos"
     assert TrainConfig().resolved(is_bcos=False).attribution == "ixg"
     assert TrainConfig(attribution="gradcam").resolved(is_bcos=True).attribution == "gradcam"
+
+
+def test_freeze_norm_auto_follows_the_base_model_and_old_booleans_still_read() -> None:
+    assert TrainConfig().freeze_norm == "auto" and TrainConfig().freezes_norm()  # unresolved: the fine-tune default
+    assert TrainConfig().resolved(is_bcos=True, fresh=True).freeze_norm == "no"  # a new model learns its norms
+    assert TrainConfig().resolved(is_bcos=True).freeze_norm == "yes"
+    assert TrainConfig(freeze_norm="yes").resolved(is_bcos=True, fresh=True).freeze_norm == "yes"  # told: kept
+    assert TrainConfig.from_dict({"freeze_norm": False}).freeze_norm == "no"  # run rows written before "auto"
+    assert TrainConfig.from_dict({"freeze_norm": True}).freeze_norm == "yes"
+    with pytest.raises(ValueError, match="freeze_norm='maybe' is not one of auto, yes, no"):
+        TrainConfig(freeze_norm="maybe")
