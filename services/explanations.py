@@ -7,11 +7,13 @@ restart does not recompute what was seen before.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +25,14 @@ from PIL import Image as PILImage
 from core import methods
 from core.data import images_to_batch, load_rgb
 from core.explain import EXPLAINERS, LAYER_NAMES, bcos_colour, overlay_heatmap, upsample
+from core.explain.visualise import draw_boxes, evidence_scale, legend, note_picture
 from services.models import ModelCache, checkpoint_file, model_device
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DISPLAY_SIZE = 256  # small images are shown upscaled to at least this many pixels wide
+RENDER_VERSION = 3  # bump when the pictures change: older cached pictures are then redrawn
 MAP_MAX_SIDE = 2048  # larger images are explained into maps and pictures reduced by a power of two
 
 
@@ -85,6 +89,9 @@ class Explanation:
     scores: dict[str, float]  # class name -> probability (sigmoid for multi-label, softmax otherwise)
     logits: list[float]
     map_scale: float = 1.0  # map pixels per original pixel: 1, or a power of two below 1 for very large images
+    display_scale: float = 1.0  # overlay pixels per original pixel (the image sits on top, the legend below)
+    image_height: int = 0  # height of the image part of the overlay picture (0: unknown, the whole picture)
+    saturation: float = 0.0  # |A| at which the overlay's colours saturate (the legend's ± value)
 
     def map(self) -> np.ndarray:
         """The attribution map `(h, w)`: the original size times `map_scale` (floored)."""
@@ -179,10 +186,13 @@ class ExplanationService:
             return None
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
+            if data.get("render") != RENDER_VERSION:  # drawn by an older version (no legend): draw again
+                return None
             colour = self.cache_dir / f"{key.stem}-colour.png"
             found = Explanation(key, self.cache_dir / f"{key.stem}.png", colour if colour.exists() else None,
                                 self.cache_dir / f"{key.stem}.npy", data["scores"], data["logits"],
-                                float(data.get("map_scale", 1.0)))
+                                float(data.get("map_scale", 1.0)), float(data["display_scale"]),
+                                int(data["image_height"]), float(data["saturation"]))
         except (OSError, ValueError, KeyError):
             return None
         self._remember(found)
@@ -224,12 +234,19 @@ class ExplanationService:
     def _write(self, key: ExplanationKey, rgb: np.ndarray, amap: np.ndarray, colour: np.ndarray | None,
                classes: list[str], probs: torch.Tensor, logits: torch.Tensor, scale_of_map: float = 1.0
                ) -> Explanation:
+        """Draw and store the overlay (one colour convention, legend below), the colour view, map and scores."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         scale = max(1, DISPLAY_SIZE // max(rgb.shape[:2]))
         big = np.kron(rgb, np.ones((scale, scale, 1), dtype=np.uint8)) if scale > 1 else rgb
-        overlay = overlay_heatmap(big, amap, alpha=0.55)
+        method = methods.METHODS[key.method]
+        saturation = evidence_scale(amap, signed=method.signed)
+        heat = overlay_heatmap(big, amap, signed=method.signed, scale=saturation, desaturate=0.5)
+        note = f"{method.label} at {methods.LAYERS[key.layer].label}; colours saturate at the 99.5th percentile"
+        strip = legend(heat.shape[1], scale=saturation, signed=method.signed, explained=f"“{classes[key.class_index]}”",
+                       note=note)
         overlay_path = self.cache_dir / f"{key.stem}.png"
-        PILImage.fromarray(overlay).save(overlay_path, compress_level=1)  # fast to write; the cache is local
+        # fast to write; the cache is local
+        PILImage.fromarray(np.concatenate([heat, strip])).save(overlay_path, compress_level=1)
         colour_path = None
         if colour is not None:
             colour_path = self.cache_dir / f"{key.stem}-colour.png"
@@ -238,9 +255,40 @@ class ExplanationService:
         map_path = self.cache_dir / f"{key.stem}.npy"
         np.save(map_path, amap.astype(np.float32))
         scores = {name: round(float(p), 4) for name, p in zip(classes, probs.tolist())}
-        meta = {"scores": scores, "logits": [float(v) for v in logits.tolist()], "map_scale": scale_of_map}
+        meta = {"scores": scores, "logits": [float(v) for v in logits.tolist()], "map_scale": scale_of_map,
+                "render": RENDER_VERSION, "display_scale": scale * scale_of_map, "image_height": int(heat.shape[0]),
+                "saturation": saturation}
         (self.cache_dir / f"{key.stem}.json").write_text(json.dumps(meta), encoding="utf-8")
-        return Explanation(key, overlay_path, colour_path, map_path, scores, meta["logits"], scale_of_map)
+        return Explanation(key, overlay_path, colour_path, map_path, scores, meta["logits"], scale_of_map,
+                           scale * scale_of_map, int(heat.shape[0]), saturation)
+
+    def outlined(self, explanation: Explanation, boxes: Sequence[tuple[float, float, float, float]],
+                 box_labels: Sequence[str], truth: Sequence[str]) -> Path:
+        """The overlay with the ground truth drawn on it: `boxes` (original pixels) outlined with their labels,
+        and the image's labels `truth` added under the legend. Cached by content, so the cached overlay
+        itself never changes when boxes do."""
+        text = (f"ground truth: {', '.join(truth) or '(no label)'} · "
+                + (f"{len(boxes)} box{'es' if len(boxes) != 1 else ''} outlined in yellow" if boxes else "no boxes"))
+        digest = hashlib.sha1(repr((RENDER_VERSION, list(boxes), list(box_labels), text)).encode(),
+                              usedforsecurity=False).hexdigest()[:12]
+        path = self.cache_dir / f"{explanation.key.stem}-gt-{digest}.png"
+        if path.exists():
+            return path
+        picture = np.asarray(PILImage.open(explanation.overlay_path).convert("RGB"))
+        split = explanation.image_height or picture.shape[0]
+        image = draw_boxes(picture[:split], boxes, box_labels, scale=explanation.display_scale)
+        line = note_picture(text, picture.shape[1])
+        PILImage.fromarray(np.concatenate([image, picture[split:], line])).save(path, compress_level=1)
+        return path
+
+    def placeholder(self, text: str, width: int = DISPLAY_SIZE) -> Path:
+        """A picture saying `text` (why a panel is empty), cached by its text."""
+        digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+        path = self.cache_dir / f"note-{digest}.png"
+        if not path.exists():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            PILImage.fromarray(note_picture(text, width, height=width, grey=True, size=13)).save(path)
+        return path
 
 
 def _composite_on_black(rgba: np.ndarray, scale: int) -> np.ndarray:
