@@ -128,6 +128,10 @@ def _split(plan: ImportPlan, split_layout: bool, rule: SplitRule) -> None:
             _carve(plan, [image for image in plan.images if image.split == "train"], fractions, rule.seed)
             plan.notes.append(f"carved {', '.join(f'{s} {v:.0%}' for s, v in fractions.items())} of each class "
                               f"out of train/ (seed {rule.seed})")
+        elif "val" not in present:
+            plan.notes.append("no val/ folder: training picks its best epoch on a val split, so import into a new "
+                              "project with --val-fraction 0.1 to carve one out of train/ (images already in a "
+                              "project keep their split)")
         return
     if rule.split is not None:
         for image in plan.images:

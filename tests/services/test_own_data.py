@@ -109,7 +109,8 @@ def test_split_layout_is_kept_and_a_missing_val_split_can_be_carved(tmp_path: Pa
             photo(root / "train" / name / f"{i}.png", (32, 32), (2, 2, 12, 12), i + 10 * k)
         photo(root / "test" / CLASSES[i % 2] / f"t{i}.png", (32, 32), (2, 2, 12, 12), 100 + i)
     assert cli(data_dir, "import", "folder", str(root), "--project", "kept") == 0
-    assert "  train: cat 6, dog 6\n  test: cat 3, dog 3\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "  train: cat 6, dog 6\n  test: cat 3, dog 3\n" in out and "no val/ folder" in out
     assert cli(data_dir, "import", "folder", str(root), "--project", "carved", "--val-fraction", "0.2") == 0
     out = capsys.readouterr().out
     assert "  train: cat 5, dog 5\n  val: cat 1, dog 1\n  test: cat 3, dog 3\n" in out and "carved val 20%" in out
