@@ -18,7 +18,7 @@ import torch
 
 from core import methods
 from core.bcos import model_from_weights
-from core.train import file_sha256, save_checkpoint
+from core.train import CheckpointError, file_sha256, read_checkpoint, save_checkpoint
 from services.catalog import project_info, require_project
 from services.checkpoints import CheckpointInfo, checkpoint_info
 from services.database import Database
@@ -90,6 +90,18 @@ def _check_weights(path: Path | None) -> None:
                          "ResNet or DenseNet state dict")
 
 
+def _other_classes(weights: Path | None, classes: tuple[str, ...]) -> bool:
+    """Whether `weights` is a Guidance Studio checkpoint trained for other classes than `classes` (same count or
+    not): its head means something else, so the new model gets a fresh one."""
+    if weights is None:
+        return False
+    try:
+        trained_for = read_checkpoint(weights).get("classes")
+    except CheckpointError:  # a bare state dict (B-cos v2, torchvision): no class names to compare
+        return False
+    return isinstance(trained_for, list) and trained_for != list(classes)
+
+
 def new_model(db: Database, settings: Settings, project: str | None, arch: str, weights_path: Path | None = None,
               *, seed: int = 0, activate: bool | None = None) -> NewModel:
     """Build `arch` for the project's classes — from scratch (seeded) or from `weights_path` (a B-cos v2 release
@@ -109,7 +121,8 @@ def new_model(db: Database, settings: Settings, project: str | None, arch: str, 
         raise ValueError(f"project {info.name!r} has no classes yet: import its images first "
                          "(`python app.py import folder DIR --project NAME`)")
     torch.manual_seed(seed)
-    model, transfer = model_from_weights(arch, len(info.classes), weights)
+    model, transfer = model_from_weights(arch, len(info.classes), weights,
+                                         new_head=_other_classes(weights, info.classes))
     message = transfer.describe(arch, len(info.classes))
     config = {FRESH_KEY: True, "source": transfer.source, "weights": weights.name if weights else None,
               "seed": seed, "image_size": info.image_size}

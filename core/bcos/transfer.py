@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from core import methods
@@ -48,7 +49,8 @@ class Transfer:
         if self.source == "scratch":
             return f"{arch} initialised from scratch (seeded) for {num_classes} classes"
         what = "torchvision weights, B-cosified" if self.source == "torchvision" else "weights"
-        head = (f"; the {self.file_classes}-class head was replaced by a new {num_classes}-class head "
+        why = " (the file's classes are other classes)" if self.file_classes == num_classes else ""
+        head = (f"; the {self.file_classes}-class head was replaced by a new {num_classes}-class head{why} "
                 f"({', '.join(self.replaced)})" if self.replaced else f"; the {num_classes}-class head was kept")
         return f"{arch}: {self.loaded} tensors loaded from the {what}{head}"
 
@@ -74,18 +76,25 @@ def describe_keys(keys: set[str]) -> str:
     return "no architecture this app knows"
 
 
+def _fresh_torchvision_head(model: nn.Module, num_classes: int) -> None:
+    name = "classifier" if hasattr(model, "classifier") else "fc"
+    old: nn.Linear = getattr(model, name)
+    setattr(model, name, nn.Linear(old.in_features, num_classes).to(old.weight))
+
+
 def _is_torchvision(keys: set[str]) -> bool:
     return not any(".linear." in k for k in keys) and ("fc.weight" in keys or "classifier.weight" in keys)
 
 
-def _load_own_keys(model: nn.Module, state: Mapping[str, Tensor], arch: str, path: Path) -> Transfer:
-    """Load `state` into `model` (of `arch`), leaving the fresh head when the class counts differ."""
+def _load_own_keys(model: nn.Module, state: Mapping[str, Tensor], arch: str, path: Path, new_head: bool) -> Transfer:
+    """Load `state` into `model` (of `arch`), leaving the fresh head when the class counts differ or `new_head`."""
     own = model.state_dict()
     head = _head_prefix(arch)
     head_keys = sorted(k for k in own if k.startswith(head))
     file_head = state.get(f"{head}linear.weight")
     file_classes = None if file_head is None else int(file_head.shape[0])
-    replace = file_classes is not None and any(k in state and state[k].shape != own[k].shape for k in head_keys)
+    replace = file_classes is not None and (new_head or any(k in state and state[k].shape != own[k].shape
+                                                            for k in head_keys))
     wanted = {k: v for k, v in state.items() if not (replace and k.startswith(head))}
     missing = sorted(k for k in own if k not in wanted and not k.endswith("num_batches_tracked")
                      and not (replace and k.startswith(head)))
@@ -103,9 +112,11 @@ def _load_own_keys(model: nn.Module, state: Mapping[str, Tensor], arch: str, pat
                     file_classes=file_classes)
 
 
-def model_from_weights(arch: str, num_classes: int, path: str | Path | None = None) -> tuple[nn.Module, Transfer]:
+def model_from_weights(arch: str, num_classes: int, path: str | Path | None = None, *,
+                       new_head: bool = False) -> tuple[nn.Module, Transfer]:
     """A model of `arch` with `num_classes` outputs: untrained (`path` None; seed torch first for a reproducible
-    one), or with the weights in `path` and, where the class count differs, a fresh head.
+    one), or with the weights in `path` and, where the class count differs (or `new_head`: the file's classes
+    are other classes), a fresh head.
 
     images (B, 3, H, W) in [0, 1] → logits (B, num_classes). ValueError naming the file and what its keys look
     like when the file does not fit `arch`.
@@ -118,6 +129,9 @@ def model_from_weights(arch: str, num_classes: int, path: str | Path | None = No
     if not path.is_file():
         raise ValueError(f"weights file {path} does not exist")
     state = torchvision_state_dict(path)  # also unwraps {"state_dict": ...} / {"model": ...} and "module."
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise ValueError(f"{path.name} holds non-finite weights (NaN or infinity) in {bad}; it cannot start a model")
     keys = set(state)
     tv_arch = methods.ARCHITECTURES[arch].torchvision
     if _is_torchvision(keys):
@@ -125,8 +139,11 @@ def model_from_weights(arch: str, num_classes: int, path: str | Path | None = No
             raise ValueError(f"{path.name} holds torchvision weights ({describe_keys(keys)}); a native {arch} cannot "
                              "load them: pick the bcosified_* architecture to B-cosify them")
         file_classes = head_classes(tv_arch, state)
-        converted = bcosify(torchvision_model_from_state(tv_arch, state, path, num_classes=num_classes), arch=arch)
-        replaced = () if file_classes == num_classes else tuple(
+        torchvision_model = torchvision_model_from_state(tv_arch, state, path, num_classes=num_classes)
+        if new_head and file_classes == num_classes:
+            _fresh_torchvision_head(torchvision_model, num_classes)
+        converted = bcosify(torchvision_model, arch=arch)
+        replaced = () if file_classes == num_classes and not new_head else tuple(
             sorted(k for k in converted.state_dict() if k.startswith(_head_prefix(arch))))
         file_head = ("fc.", "classifier.")  # torchvision's head: not loaded when replaced
         loaded = sum(1 for k in state if not (replaced and k.startswith(file_head)))
@@ -134,6 +151,6 @@ def model_from_weights(arch: str, num_classes: int, path: str | Path | None = No
         log.info("%s", transfer.describe(arch, num_classes))
         return converted, transfer
     model = build_model(arch, num_classes)
-    transfer = _load_own_keys(model, state, arch, path)
+    transfer = _load_own_keys(model, state, arch, path, new_head)
     log.info("%s", transfer.describe(arch, num_classes))
     return model, transfer

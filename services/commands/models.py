@@ -34,7 +34,7 @@ ImageNet is the normal case). Without --weights the model starts from scratch (s
 B-cos network learns shapes slowly, so a pretrained backbone is the normal start.
 
 A converted (bcosified_*) model is not accurate until fine-tuned: --recover-epochs N trains it without boxes
-(lambda 0, lr 1e-4, norm layers learning) and activates the result; or later:
+(lambda 0, lr 1e-4, norm layers learning), activating the result if the new model is active; or later:
   python app.py train --project P --base ID --lam 0 --lr 1e-4 --epochs N --activate"""
 
 

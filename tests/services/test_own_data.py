@@ -458,7 +458,8 @@ def test_model_command_errors(photos: Path, data_dir: Path, tmp_path: Path, capl
 
 def test_model_new_from_weights_replaces_the_head_when_classes_differ(photos: Path, data_dir: Path,
                                                                       tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     import torchvision
 
     from core.bcos import build_model
@@ -476,6 +477,23 @@ def test_model_new_from_weights_replaces_the_head_when_classes_differ(photos: Pa
     assert "the 5-class head was replaced by a new 2-class head" in made["message"]
     loaded = load_checkpoint(Path(made["path"]), expected_classes=list(CLASSES)).model.state_dict()
     assert torch.equal(loaded["layer2.0.conv1.linear.weight"], native.state_dict()["layer2.0.conv1.linear.weight"])
+    assert cli(data_dir, "model", "new", "--project", "pets", "--arch", "bcos_small", "--weights", made["path"],
+               "--json") == 0
+    assert last_json(capsys.readouterr().out)["replaced"] == []  # a checkpoint of the same classes: head kept
+    insects = tmp_path / "insects"
+    for k, name in enumerate(("ant", "bee")):
+        photo(insects / name / "1.png", (32, 32), (2, 2, 9, 9), k)
+    assert cli(data_dir, "import", "folder", str(insects), "--project", "insects") == 0
+    assert cli(data_dir, "model", "new", "--project", "insects", "--arch", "bcos_small", "--weights", made["path"],
+               "--json") == 0
+    other = last_json(capsys.readouterr().out)  # two classes too, but other ones: the head means something else
+    assert other["replaced"] == ["fc.linear.weight"] and "the file's classes are other classes" in other["message"]
+    broken = native.state_dict()
+    broken["layer1.0.conv1.linear.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(broken, tmp_path / "nan.pth")
+    assert cli(data_dir, "model", "new", "--project", "pets", "--arch", "bcos_small", "--weights",
+               str(tmp_path / "nan.pth")) == 2
+    assert "nan.pth holds non-finite weights (NaN or infinity) in layer1.0.conv1.linear.weight" in caplog.text
     tv = tmp_path / "resnet18-imagenet.pth"
     torch.save(torchvision.models.resnet18(num_classes=1000).state_dict(), tv)
     assert cli(data_dir, "model", "new", "--project", "pets", "--arch", "bcosified_resnet18", "--weights", str(tv),
