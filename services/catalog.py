@@ -8,7 +8,8 @@ per-image scores come from the newest evaluation of the project's active checkpo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from store.projects import get_image as get_image_row
 from store.projects import get_project as get_project_row
 from store.projects import list_projects as store_list_projects
 from store.projects import project_names as store_project_names
-from store.queries import image_groups, image_splits
+from store.queries import filter_value_counts, image_ground_truth, images_by_ids
 from store.queries import neighbour_image as store_neighbour_image
 from store.queries import page_images as store_page_images
 from store.runs import active_checkpoint, latest_evaluation_id
@@ -65,11 +66,23 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class FilterChoices:
-    """Values for the gallery's filters: the splits, classes and groups present in a project."""
+    """Values for the gallery's filters: the splits, classes and groups present in a project, and how many
+    images have each value (`counts["split"|"class"|"group"|"boxes"][value]`; boxes: annotated or not)."""
 
     splits: tuple[str, ...]
     classes: tuple[str, ...]
     groups: tuple[str, ...]
+    counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class ImageTruth:
+    """An image's ground truth: its label names and live boxes `(x0, y0, x1, y1)` with their labels."""
+
+    labels: tuple[str, ...]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    box_labels: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -174,12 +187,22 @@ def class_names(db: Database, project: str | None) -> list[str]:
 
 
 def filter_choices(db: Database, project: str | None) -> FilterChoices:
-    """The splits, classes and groups present in the project, for the gallery's dropdowns."""
+    """The splits, classes and groups present in the project with their image counts, for the gallery's
+    dropdowns (classes in model output order, splits and groups sorted)."""
     with session_scope(db) as session:
         row = require_project(session, project)
         classes = tuple(c.name for c in list_classes(session, row.id))
-        return FilterChoices(tuple(image_splits(session, project_id=row.id)), classes,
-                             tuple(image_groups(session, project_id=row.id)))
+        counts = filter_value_counts(session, project_id=row.id)
+    return FilterChoices(tuple(sorted(counts["split"])), classes, tuple(sorted(counts["group"])), counts,
+                         sum(counts["boxes"].values()))
+
+
+def image_truth(db: Database, project: str | None, image_id: int | float | None) -> ImageTruth:
+    """The labels and live boxes of the project's image (ValueError / NotFoundError as `require_image`)."""
+    with session_scope(db) as session:
+        image = require_image(session, require_project(session, project), image_id)
+        labels, boxes = image_ground_truth(session, image_id=image.id)
+    return ImageTruth(tuple(labels), tuple(b[1:] for b in boxes), tuple(b[0] for b in boxes))
 
 
 def get_image(db: Database, project: str | None, image_id: int | float | None, *, data_dir: Path) -> ImageInfo:
@@ -236,8 +259,28 @@ def page_images(db: Database, project: str | None, flt: GalleryFilter, *, page: 
     )
 
 
+def page_image_list(db: Database, project: str | None, image_ids: Sequence[int], *, page: int, page_size: int,
+                    data_dir: Path, notes: tuple[str, ...] = ()) -> GalleryPage:
+    """Page `page` (0-based, clamped) of an ordered list of the project's images (e.g. the images that put the
+    most evidence in a region of a mean map), in that order; ids of other projects are left out."""
+    if page_size <= 0:
+        raise ValueError(f"page_size must be positive, got {page_size}")
+    ids = list(dict.fromkeys(int(i) for i in image_ids))
+    last = max(0, -(-len(ids) // page_size) - 1)
+    page = min(max(0, page), last)
+    with session_scope(db) as session:
+        project_id = require_project(session, project).id
+        rows = images_by_ids(session, project_id=project_id, image_ids=ids[page * page_size:(page + 1) * page_size])
+    return GalleryPage(
+        rows=tuple(GalleryRow(r.id, r.path, resolve_image_path(r.path, data_dir), r.split, r.group,
+                              box_count=r.box_count, width=r.width, height=r.height) for r in rows),
+        total=len(ids), page=page, page_size=page_size, notes=notes,
+    )
+
+
 __all__ = [
-    "ANNOTATED", "SORTS", "FilterChoices", "GalleryFilter", "GalleryPage", "GalleryRow", "ImageInfo", "ProjectInfo",
-    "ProjectSummary", "class_names", "filter_choices", "get_image", "get_project", "image_info", "list_projects",
-    "neighbour_image", "page_images", "project_info", "project_names", "require_image", "require_project",
+    "ANNOTATED", "SORTS", "FilterChoices", "GalleryFilter", "GalleryPage", "GalleryRow", "ImageInfo", "ImageTruth",
+    "ProjectInfo", "ProjectSummary", "class_names", "filter_choices", "get_image", "get_project", "image_info",
+    "image_truth", "list_projects", "neighbour_image", "page_image_list", "page_images", "project_info",
+    "project_names", "require_image", "require_project",
 ]

@@ -186,3 +186,47 @@ def neighbour_image(session: Session, *, project_id: int, image_id: int, step: i
         where = (Image.split < key[0]) | and_(Image.split == key[0], Image.path < key[1])
         order = (Image.split.desc(), Image.path.desc())
     return session.scalar(select(Image.id).where(Image.project_id == project_id, where).order_by(*order).limit(1))
+
+
+def filter_value_counts(session: Session, *, project_id: int) -> dict[str, dict[str, int]]:
+    """How many of the project's images have each split, group and class label, and how many have live
+    boxes: `{"split": {value: n}, "group": {...}, "class": {...}, "boxes": {"annotated": n, "not annotated": m}}`.
+    Four grouped counts; classes without images count 0."""
+    out: dict[str, dict[str, int]] = {}
+    for key, column in (("split", Image.split), ("group", Image.group)):
+        rows = session.execute(select(column, func.count()).where(Image.project_id == project_id,
+                                                                  column.is_not(None)).group_by(column))
+        out[key] = {value: n for value, n in rows if value}
+    classes = {c.id: c.name for c in list_classes(session, project_id)}
+    rows = session.execute(select(ImageLabel.class_id, func.count()).where(ImageLabel.class_id.in_(list(classes)))
+                           .group_by(ImageLabel.class_id))
+    counted = {class_id: n for class_id, n in rows}
+    out["class"] = {name: counted.get(class_id, 0) for class_id, name in classes.items()}
+    total = count_images(session, project_id=project_id)
+    annotated = session.scalar(select(func.count()).select_from(Image).where(
+        Image.project_id == project_id, exists().where(Box.image_id == Image.id, Box.deleted_at.is_(None)))) or 0
+    out["boxes"] = {"annotated": annotated, "not annotated": total - annotated}
+    return out
+
+
+def image_ground_truth(session: Session, *, image_id: int) -> tuple[list[str], list[tuple[str, float, float, float,
+                                                                                          float]]]:
+    """An image's label names (in class order) and live boxes `(label, x0, y0, x1, y1)` in original pixels."""
+    labels = session.scalars(select(Class.name).join(ImageLabel, ImageLabel.class_id == Class.id)
+                             .where(ImageLabel.image_id == image_id).order_by(Class.index)).all()
+    boxes = session.execute(select(Class.name, Box.x0, Box.y0, Box.x1, Box.y1).join(Class, Class.id == Box.class_id)
+                            .where(Box.image_id == image_id, Box.deleted_at.is_(None)).order_by(Box.id)).all()
+    return list(labels), [(name, x0, y0, x1, y1) for name, x0, y0, x1, y1 in boxes]
+
+
+def images_by_ids(session: Session, *, project_id: int, image_ids: list[int]) -> list[ImagePageRow]:
+    """The project's images with these ids as gallery rows, in the order given (ids of other projects or that
+    do not exist are left out)."""
+    if not image_ids:
+        return []
+    rows = session.execute(select(Image.id, Image.path, Image.width, Image.height, Image.split, Image.group)
+                           .where(Image.project_id == project_id, Image.id.in_(image_ids))).all()
+    counts = _live_box_counts(session, [r.id for r in rows])
+    found = {r.id: ImagePageRow(r.id, r.path, r.width, r.height, r.split, r.group, counts.get(r.id, 0))
+             for r in rows}
+    return [found[i] for i in image_ids if i in found]

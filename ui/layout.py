@@ -60,9 +60,9 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
             image_id = gr.Number(lambda: None, label="Selected image id", precision=0, elem_id="image-id", scale=1,
                                  min_width=160, placeholder="pick an image in Explore")
         with gr.Tabs():
-            with gr.Tab("Explore", id="explore"):
+            with gr.Tab("Explore", id="explore") as explore_tab:
                 explore_parts = build_explore_tab(deps, project, image_id)
-            with gr.Tab("Explain", id="explain"):
+            with gr.Tab("Explain", id="explain") as explain_tab:
                 explain_widgets = build_explain_tab(deps, project, image_id)
             with gr.Tab("Annotate", id="annotate"):
                 build_annotate_tab(deps, project, image_id, explain_widgets)
@@ -75,7 +75,19 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
                 models_tab.select(on_load[-1][0], project, on_load[-1][1], api_visibility="private")  # new runs
         gr.Button(visible=False).click(lambda: gr.update(choices=explore.project_names(deps)), None, project,
                                        api_name="projects")
-        demo.load(explore_parts["refresh"], explore_parts["inputs"], explore_parts["outputs"], api_visibility="private")
+
+        def project_choices(current: str | None) -> Any:
+            """Projects made since the server started (an import, a new project) appear on the next page load."""
+            fresh = explore.project_names(deps)
+            return gr.update(choices=fresh, value=current if current in fresh or not fresh else fresh[0])
+
+        demo.load(project_choices, project, project, api_visibility="private", show_progress="hidden")
+        # filters with counts, cached mean maps and the gallery on the first load; counts again when Explore
+        # is shown after a save elsewhere; Explain's class list on load, its overlay again when shown
+        for fn, inputs, outputs in (explore_parts["load"], explain_widgets["load"]):
+            demo.load(fn, inputs, outputs, api_visibility="private")
+        explore_tab.select(*explore_parts["select"], api_visibility="private", show_progress="hidden")
+        explain_tab.select(*explain_widgets["select"], api_visibility="private", show_progress="hidden")
         for fill, outputs in on_load:
             demo.load(fill, project, outputs, api_visibility="private")
         # one poll when the page opens or the tab is shown; it starts the timer only if a run is going

@@ -57,7 +57,8 @@ def test_explanation_is_cached_and_scores_sum_to_one(tiny: TinyProject) -> None:
     assert "cool" in info
     assert explain.explain_image(tiny.deps, tiny.name, tiny.image_ids[0], "B-cos", "Input", "cool") == first
     gradcam = explain.explain_image(tiny.deps, tiny.name, tiny.image_ids[0], "GradCAM", "Final", "cool")
-    assert gradcam[0] != overlay and gradcam[1] is None
+    assert gradcam[0] != overlay and Path(gradcam[1]).name.startswith("note-")  # a panel saying why it is empty
+    assert "only the B-cos method has it" in gradcam[3]
 
 
 def test_explain_without_image_says_what_to_do(tiny: TinyProject) -> None:
@@ -307,3 +308,58 @@ def test_a_10000_pixel_image_is_shown_reduced_and_its_boxes_stay_in_original_pix
     proposed, _ = annotate.propose_from_explanation(tiny.deps, tiny.name, image_id, reloaded, "B-cos", "Input")
     box = proposed["boxes"][0]  # display scale (1/8): inside the 1,250-pixel copy, so inside the image
     assert 0 <= box["xmin"] < box["xmax"] <= 1250 and 0 <= box["ymin"] < box["ymax"] <= 1250
+
+
+def test_filters_show_counts_and_a_label_with_its_count_still_filters(tiny: TinyProject) -> None:
+    options = explore.filter_options(tiny.deps, tiny.name)
+    assert options["split"] == [(ANY, ANY), ("train (6)", "train"), ("val (2)", "val")]
+    assert options["class"] == [(ANY, ANY), ("warm (4)", "warm"), ("cool (4)", "cool")]  # model output order
+    assert options["group"] == [(ANY, ANY), ("cool/g (4)", "cool/g"), ("warm/g (4)", "warm/g")]
+    assert options["boxes"] == [("any", "any"), ("annotated (0)", "annotated"), ("not annotated (8)", "not annotated")]
+    assert explore.filter_value("val (2)", options["split"]) == "val"
+    assert explore.filter_value("val", options["split"]) == "val" and explore.filter_value(ANY, []) == ""
+    _, summary, _, ids = _page(tiny, split="val (2)", class_name="cool (4)")  # a client that sent the label
+    assert ids == [tiny.image_ids[7]] and "of **1**" in summary
+    value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, tiny.image_ids[0])
+    annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value), "alice")
+    assert explore.filter_options(tiny.deps, tiny.name)["boxes"][1] == ("annotated (1)", "annotated")  # fresh counts
+
+
+def test_mean_maps_are_cached_per_split_and_a_cell_ranks_the_gallery(tiny: TinyProject) -> None:
+    from ui.handlers import mean_maps
+
+    assert mean_maps.split_choices(tiny.deps, tiny.name) == ([("train (6)", "train"), ("val (2)", "val")], "val")
+    picture, status, state, _ = mean_maps.show(tiny.deps, tiny.name, "train", "", compute=False)
+    assert picture is None and "Show mean maps" in status and state is None  # nothing computed on page load
+    picture, status, state, choices = mean_maps.show(tiny.deps, tiny.name, "train", "", compute=True)
+    assert Path(picture).exists() and "all **6** **train** images" in status and "B-cos at Input" in status
+    titles = [label for label, _ in choices["choices"]]
+    assert titles == ["warm · all (3)", "cool · all (3)", "cool/g (3)", "warm/g (3)"]  # one group per class
+    again = mean_maps.show(tiny.deps, tiny.name, "train", "", compute=False)
+    assert "from the cache" in again[1]
+    shown, tile, cell, state2, region = mean_maps.select(tiny.deps, state, "0", (0, 0))
+    assert tile == "0" and cell == "0,0" and state2["tile"] == 0 and shown != picture
+    assert sorted(region["ids"]) == tiny.image_ids[0:6:2]  # the warm training images
+    assert region["shares"] == sorted(region["shares"], reverse=True) and 0 <= region["shares"][0] <= 1
+    items, summary, page, ids = explore.gallery_page(tiny.deps, tiny.name, ANY, ANY, ANY, "any", False, "Name", 0,
+                                                     region)
+    assert ids == region["ids"] and page == 0 and "Ranked by row 1, column 1" in summary
+    assert items[0][1].startswith(f"#{ids[0]} ") and items[0][1].endswith("% here")
+    assert mean_maps.select(tiny.deps, state, "1", None)[2] != ""  # no cell: the map's peak cell
+
+
+def test_outline_draws_the_ground_truth_on_the_overlay_and_the_colour_panel_says_why(tiny: TinyProject) -> None:
+    image = tiny.image_ids[0]
+    value, snap, _, _ = annotate.load_annotation(tiny.deps, tiny.name, image)
+    annotate.save_annotation(tiny.deps, tiny.name, snap, _with_box(value), "alice")
+    plain, colour, _, info = explain.explain_image(tiny.deps, tiny.name, image, "B-cos", "Input", "warm")
+    outlined, _, _, outlined_info = explain.explain_image(tiny.deps, tiny.name, image, "B-cos", "Input", "warm", True)
+    assert "-gt-" in outlined and "Ground truth: **warm**, 1 box outlined" in outlined_info
+    with PILImage.open(plain) as a, PILImage.open(outlined) as b:
+        assert b.width == a.width and b.height > a.height  # the ground-truth line under the legend
+        assert a.height > a.width  # the legend under the (square) image
+        top = np.asarray(b.convert("RGB"))[:a.width]
+        assert (top == (255, 214, 0)).all(axis=-1).any()  # the yellow outline
+    gradcam = explain.explain_image(tiny.deps, tiny.name, image, "GradCAM", "Mid3", "warm")
+    assert "Choose Method: B-cos" in gradcam[3] and Path(gradcam[1]).name.startswith("note-")
+    assert "No colour view" not in info and not Path(colour).name.startswith("note-")

@@ -9,6 +9,7 @@ import gradio as gr
 from core import methods
 from core.data import ImageLoadError
 from core.train import CheckpointError
+from services import catalog
 from services.explain_requests import ExplainTarget, explain_target
 from services.explanations import ExplainRequest, Explanation
 from ui.deps import AppDeps
@@ -17,6 +18,7 @@ from ui.handlers.common import user_errors
 METHODS = {method.label: method.name for method in methods.METHODS.values()}  # label shown -> registry name
 LAYERS = {layer.label: layer.name for layer in methods.LAYERS.values()}
 PREDICTED = "(predicted class)"
+COLOUR_LABEL = "B-cos colour explanation"
 
 
 def layer_choices(method: str, layer: str) -> dict[str, Any]:
@@ -47,11 +49,24 @@ def compute(deps: AppDeps, request: ExplainRequest, method: str, layer: str, cla
         raise gr.Error(f"Cannot explain this image: {exc}") from exc
 
 
+def colour_unavailable(method: str, arch: str) -> str:
+    """Why the colour panel is empty for this method and architecture (what to choose instead)."""
+    info = methods.METHODS[METHODS.get(method, method)]
+    if not info.colour_view:
+        return (f"No colour view for {info.label}. The B-cos colour explanation shows the colour each pixel's "
+                "dynamic weights align with; only the B-cos method has it. Choose Method: B-cos.")
+    model = methods.ARCHITECTURES[arch].label if arch in methods.ARCHITECTURES else arch
+    return (f"No colour view for this model ({model}): it needs a native B-cos network, whose input is the "
+            "6-channel [x, 1 − x] encoding.")
+
+
 def explain_image(deps: AppDeps, project: str, image_id: int | None, method: str, layer: str,
-                  class_name: str) -> tuple[str, str | None, dict[str, float], str]:
+                  class_name: str, outline: bool = False) -> tuple[str, str, dict[str, float], str]:
     """Explain the selected image with the active model.
 
-    Returns `(overlay PNG path, B-cos colour PNG path or None, {class: probability}, info markdown)`.
+    Returns `(overlay PNG path, colour PNG path, {class: probability}, info markdown)`. The overlay carries
+    its legend; with `outline` the image's labels and live boxes are drawn on it. The colour picture is the
+    B-cos colour explanation, or a panel saying why there is none (the info says it too).
     """
     chosen = target(deps, project, image_id)
     request, checkpoint = chosen.request, chosen.checkpoint
@@ -59,7 +74,15 @@ def explain_image(deps: AppDeps, project: str, image_id: int | None, method: str
     explained = request.classes[result.key.class_index]
     info = (f"Image **#{request.image_id}** · checkpoint #{checkpoint.id} ({checkpoint.arch}) · "
             f"explaining **{explained}** with {method} at {layer}.")
-    if result.colour_path is None and methods.METHODS[METHODS.get(method, method)].colour_view:
-        info += "  \n_No colour explanation: it needs a native B-cos model._"
-    colour = str(result.colour_path) if result.colour_path else None
-    return str(result.overlay_path), colour, result.scores, info
+    overlay = str(result.overlay_path)
+    if outline:
+        with user_errors():
+            truth = catalog.image_truth(deps.engine, project, image_id)
+        overlay = str(deps.explanations.outlined(result, truth.boxes, truth.box_labels, truth.labels))
+        info += (f"  \nGround truth: **{', '.join(truth.labels) or '(no label)'}**, "
+                 f"{len(truth.boxes)} box{'es' if len(truth.boxes) != 1 else ''} outlined in yellow.")
+    if result.colour_path is not None:
+        return overlay, str(result.colour_path), result.scores, info
+    reason = colour_unavailable(method, checkpoint.arch)
+    info += f"  \n_{reason}_"
+    return overlay, str(deps.explanations.placeholder(reason)), result.scores, info

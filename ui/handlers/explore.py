@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from services import catalog
@@ -19,6 +21,10 @@ SORT_LABELS = {
     "Name": "name",
 }
 ANY = "(any)"
+BOXES = ("any", "annotated", "not annotated")
+COUNTED = re.compile(r"^(?P<value>.*) \((?P<count>[\d,]+)\)$")  # "train (2,560)"
+
+Choice = tuple[str, str]  # (label shown with its count, value the handlers get)
 
 
 def project_names(deps: AppDeps) -> list[str]:
@@ -32,6 +38,46 @@ def project_filters(deps: AppDeps, project: str) -> dict[str, list[str]]:
     with user_errors():
         choices = catalog.filter_choices(deps.engine, project)
     return {"split": [ANY, *choices.splits], "class": [ANY, *choices.classes], "group": [ANY, *choices.groups]}
+
+
+def with_count(value: str, count: int | None) -> str:
+    """The label of a filter value: "train (2,560)" (FiftyOne-style); the bare value without a count."""
+    return value if count is None else f"{value} ({count:,})"
+
+
+def filter_options(deps: AppDeps, project: str | None) -> dict[str, list[Choice]]:
+    """Dropdown choices `(label with count, value)` for the split, class, group and boxes filters.
+
+    Each list starts with "(any)"; the dropdowns return the bare value, so counts never reach a filter.
+    An empty project name gives just "(any)".
+    """
+    if not project:
+        return {"split": [(ANY, ANY)], "class": [(ANY, ANY)], "group": [(ANY, ANY)], "boxes": [(b, b) for b in BOXES]}
+    with user_errors():
+        choices = catalog.filter_choices(deps.engine, project)
+    counts: Mapping[str, Mapping[str, int]] = choices.counts
+
+    def options(key: str, values: tuple[str, ...]) -> list[Choice]:
+        return [(ANY, ANY), *((with_count(v, counts.get(key, {}).get(v)), v) for v in values)]
+
+    boxes = [("any", "any"), *((with_count(b, counts.get("boxes", {}).get(b)), b) for b in BOXES[1:])]
+    return {"split": options("split", choices.splits), "class": options("class", choices.classes),
+            "group": options("group", choices.groups), "boxes": boxes}
+
+
+def filter_value(shown: str | None, options: list[Choice]) -> str:
+    """The value behind what a dropdown sent: a value itself, or a label with its count ("train (2,560)" →
+    "train"); "" for "(any)" or nothing."""
+    if shown in (None, "", ANY):
+        return ""
+    values = {value for _, value in options}
+    if shown in values:
+        return str(shown)
+    labels = {label: value for label, value in options}
+    if shown in labels:
+        return labels[shown]
+    match = COUNTED.match(str(shown))
+    return match["value"] if match and match["value"] in values else str(shown)
 
 
 def _caption(row: Any, sort: str) -> str:
@@ -55,25 +101,46 @@ def _thumb_key(row: GalleryRow) -> str:
     return f"i{row.image_id}-{hashlib.sha1(row.path.encode(), usedforsecurity=False).hexdigest()[:10]}"
 
 
+def _filter(deps: AppDeps, project: str, split: str, class_name: str, group: str, annotated: str,
+            wrong_only: bool, sort: str) -> GalleryFilter:
+    """What the dropdowns sent as a `GalleryFilter`: "(any)" is no filter; a label with a count (a client
+    that sent the label shown) is mapped back to its value."""
+    shown = (split, class_name, group, annotated)
+    options = (filter_options(deps, project) if any(isinstance(v, str) and COUNTED.match(v) for v in shown)
+               else {"split": [], "class": [], "group": [], "boxes": [(b, b) for b in BOXES]})
+    return GalleryFilter(
+        split=filter_value(split, options["split"]),
+        class_name=filter_value(class_name, options["class"]),
+        group=filter_value(group, options["group"]),
+        annotated=filter_value(annotated, options["boxes"]) or "any",
+        wrong_only=bool(wrong_only),
+        sort=SORT_LABELS.get(sort, sort or "name"),
+    )
+
+
 def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group: str, annotated: str,
-                 wrong_only: bool, sort: str, page: int) -> tuple[list[tuple[str, str]], str, int, list[int]]:
-    """One page of the gallery.
+                 wrong_only: bool, sort: str, page: int, region: Mapping[str, Any] | None = None
+                 ) -> tuple[list[tuple[str, str]], str, int, list[int]]:
+    """One page of the gallery: the filtered, sorted images, or with `region` (a mean-map region chosen in
+    Explore: `{"ids": [...], "shares": [...], "label": "..."}`) those images in its order.
 
     Returns `(items, summary, page, image_ids)`: `(file path, caption)` tiles, a markdown line with
     the counts, the (clamped, 0-based) page shown and the image id of each tile.
     """
-    flt = GalleryFilter(
-        split="" if split in (ANY, None) else split,
-        class_name="" if class_name in (ANY, None) else class_name,
-        group="" if group in (ANY, None) else group,
-        annotated=annotated or "any",
-        wrong_only=bool(wrong_only),
-        sort=SORT_LABELS.get(sort, sort or "name"),
-    )
+    thumbs = deps.data_dir / "cache" / "thumbnails"
+    if region and region.get("ids"):
+        with user_errors():
+            result = catalog.page_image_list(deps.engine, project, region["ids"], page=int(page or 0),
+                                             page_size=PAGE_SIZE, data_dir=deps.data_dir,
+                                             notes=(str(region.get("label", "")),))
+        shares = dict(zip(region["ids"], region.get("shares", [])))
+        items = [(str(thumbnail(r.file, thumbs, _thumb_key(r), r.width, r.height)),
+                  f"#{r.image_id} {shares.get(r.image_id, 0):.0%} here") for r in result.rows]
+        return items, summary(result), result.page, [r.image_id for r in result.rows]
+    flt = _filter(deps, project, split, class_name, group, annotated, wrong_only, sort)
     with user_errors():
         result = catalog.page_images(deps.engine, project, flt, page=int(page or 0), page_size=PAGE_SIZE,
                                      data_dir=deps.data_dir)
-    thumbs = deps.data_dir / "cache" / "thumbnails"
     items = [(str(thumbnail(r.file, thumbs, _thumb_key(r), r.width, r.height)), _caption(r, flt.sort))
              for r in result.rows]
     return items, summary(result), result.page, [r.image_id for r in result.rows]

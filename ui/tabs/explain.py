@@ -15,14 +15,19 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
         method = gr.Dropdown(list(explain.METHODS), value="B-cos", label="Method")
         layer = gr.Dropdown(list(explain.LAYERS), value="Input", label="Layer")
         klass = gr.Dropdown([explain.PREDICTED], value=explain.PREDICTED, label="Class explained",
-                            allow_custom_value=True)
+                            allow_custom_value=True, elem_id="explain-class")
+        outline = gr.Checkbox(False, label="Outline the ground truth (label and boxes)", elem_id="explain-outline")
     info = gr.Markdown("Select an image in Explore.", elem_id="explain-info")
     with gr.Row(equal_height=True):
-        overlay = gr.Image(label="Explanation overlay", format="png", type="filepath", height=320,
-                           elem_id="overlay")
-        colour = gr.Image(label="B-cos colour explanation", format="png", type="filepath", height=320)
+        # no floating labels on the pictures: they would cover the top-left corner, where shortcuts often sit
+        with gr.Column():
+            gr.Markdown("**Explanation overlay** (legend under the image)")
+            overlay = gr.Image(show_label=False, format="png", type="filepath", height=400, elem_id="overlay")
+        with gr.Column():
+            gr.Markdown(f"**{explain.COLOUR_LABEL}**")
+            colour = gr.Image(show_label=False, format="png", type="filepath", height=400, elem_id="colour")
         scores = gr.Label(label="Prediction", num_top_classes=5)
-    inputs = [project, image_id, method, layer, klass]
+    inputs = [project, image_id, method, layer, klass, outline]
     outputs = [overlay, colour, scores, info]
 
     def run(*values: Any) -> tuple:
@@ -30,7 +35,7 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
             return None, None, None, "Select an image in Explore (click a tile)."
         return explain.explain_image(deps, *values)
 
-    gr.on([image_id.change, layer.change, klass.change], run, inputs, outputs,
+    gr.on([image_id.change, layer.change, klass.change, outline.change], run, inputs, outputs,
           api_name="explain", trigger_mode="always_last")
     # Only the layers where the method means something (GradCAM: Mid3/Final), then explain.
     method.change(explain.layer_choices, [method, layer], layer, api_visibility="private").then(
@@ -41,4 +46,5 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
         return gr.update(choices=[explain.PREDICTED, *labels], value=explain.PREDICTED)
 
     project.change(classes, project, klass, api_visibility="private")
-    return {"method": method, "layer": layer}
+    # "load": the class list on the first page load; "select": boxes may have changed in Annotate
+    return {"method": method, "layer": layer, "load": (classes, [project], [klass]), "select": (run, inputs, outputs)}
