@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from store.boxes import (
@@ -45,26 +45,66 @@ def box_history(session: Session, image_id: int) -> list[BoxEvent]:
     return list(session.scalars(select(BoxEvent).where(BoxEvent.image_id == image_id).order_by(BoxEvent.id)))
 
 
-def undo_last_change(session: Session, image_id: int, author: str, *, project_id: int | None = None
-                     ) -> list[BoxEvent]:
-    """Revert the most recent change on the image not yet undone (by anyone); [] if nothing is left.
+def _open_events(image_id: int) -> Select[tuple[BoxEvent]]:
+    """The image's changes that are neither an undo nor undone yet."""
+    undone = select(BoxEvent.undo_of_id).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_not(None))
+    return select(BoxEvent).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None),
+                                  BoxEvent.id.not_in(undone))
+
+
+def last_change(session: Session, image_id: int, *, by: str | None = None) -> list[BoxEvent]:
+    """The events of the image's newest change not yet undone (made by `by` when given), newest first; [] if none.
+
+    A change is everything one save wrote: its events share author and time.
+    """
+    open_events = _open_events(image_id)
+    newest = open_events if by is None else open_events.where(BoxEvent.author == by)
+    last = session.scalar(newest.order_by(BoxEvent.id.desc()).limit(1))
+    if last is None:
+        return []
+    return list(session.scalars(open_events.where(BoxEvent.author == last.author, BoxEvent.at == last.at)
+                                .order_by(BoxEvent.id.desc())))
+
+
+def _later_changes(session: Session, image_id: int, group: Sequence[BoxEvent]) -> list[BoxEvent]:
+    """Changes not undone that touched the group's boxes after it (undoing the group would overwrite them)."""
+    boxes = {event.box_id for event in group}
+    after = max(event.id for event in group)
+    later = _open_events(image_id).where(BoxEvent.box_id.in_(boxes), BoxEvent.id > after)
+    return list(session.scalars(later.order_by(BoxEvent.id)))
+
+
+def undo_last_change(session: Session, image_id: int, author: str, *, project_id: int | None = None,
+                     by: str | None = None, expected_revisions: Mapping[int, int] | None = None) -> list[BoxEvent]:
+    """Revert the image's newest change not yet undone (by anyone, or by `by` when given); [] if nothing is left.
 
     A change is everything one save wrote (its events share author and time), so undo after saving three
     boxes brings back the image as it was before that save. The undo is itself recorded (by `author`, one
     event per box with `undo_of_id`), so calling it again walks further back. Returns the undo events.
-    An image that is not part of `project_id` (when given) is refused before anything is written.
+
+    Refused with ConflictError, before anything is written: `expected_revisions` (the box id -> revision map a
+    tab loaded) no longer matching the image's live boxes (a stale tab would undo a change it never saw), and,
+    with `by`, a later change by someone else to one of the change's boxes (undoing would overwrite it).
+    An image that is not part of `project_id` (when given) is refused with NotFoundError.
     """
     image = _locked_image(session, image_id)  # two tabs undoing at once undo two changes, never one twice
     if project_id is not None and image.project_id != project_id:
         raise NotFoundError(f"image {image_id} is not part of project {project_id}")
-    undone = select(BoxEvent.undo_of_id).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_not(None))
-    open_events = select(BoxEvent).where(BoxEvent.image_id == image_id, BoxEvent.undo_of_id.is_(None),
-                                         BoxEvent.id.not_in(undone))
-    last = session.scalar(open_events.order_by(BoxEvent.id.desc()).limit(1))
-    if last is None:
+    if expected_revisions is not None:
+        live = {box.id: box for box in list_boxes(session, image_id)}
+        problems = _conflicts(session, live, expected_revisions)
+        if problems:
+            raise ConflictError(f"image {image.path} changed since you loaded it: {'; '.join(problems)}. "
+                                "Nothing was undone; look at the stored boxes, then undo again if you still want to.")
+    group = last_change(session, image_id, by=by)
+    if not group:
         return []
-    group = session.scalars(open_events.where(BoxEvent.author == last.author, BoxEvent.at == last.at)
-                            .order_by(BoxEvent.id.desc())).all()
+    later = _later_changes(session, image_id, group)
+    if later:
+        what = "; ".join(f"box {e.box_id} was {e.action}d by {e.author or 'someone'} at {e.at:%Y-%m-%d %H:%M:%S} UTC"
+                         for e in later)
+        raise ConflictError(f"cannot undo the change of {group[0].at:%Y-%m-%d %H:%M:%S} UTC on image {image.path}: "
+                            f"{what} after it, and undoing would overwrite that. Nothing was undone.")
     now = utcnow()
     return [_revert(session, event, author, now) for event in group]
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from store.errors import ConflictError, NotFoundError
-from store.models import BOX_SOURCES, Box, BoxEvent, Class, Image, Project
+from store.models import BOX_SOURCES, Box, BoxEvent, Class, Image, ImageLabel, Project
+from store.models_runs import Checkpoint, EvaluationImage, TrainingRun
 from store.projects import class_ids_by_name, get_image
 from store.types import utcnow
 
@@ -173,3 +174,74 @@ def restore_box(session: Session, box_id: int, expected_revision: int, *, author
     record_event(session, box, "restore", author, before)
     session.flush()
     return box
+
+
+def image_label_names(session: Session, image_id: int) -> list[str]:
+    """The image's class labels (names), in class order."""
+    stmt = (select(Class.name).join(ImageLabel, ImageLabel.class_id == Class.id)
+            .where(ImageLabel.image_id == image_id).order_by(Class.index))
+    return list(session.scalars(stmt))
+
+
+def _needs_box(project_id: int, split: str) -> list[ColumnElement[bool]]:
+    live = exists().where(Box.image_id == Image.id, Box.deleted_at.is_(None))
+    return [Image.project_id == project_id, Image.split == split, ~live]
+
+
+def next_unannotated_image(session: Session, *, project_id: int, split: str = "train",
+                           after_path: str | None = None) -> int | None:
+    """The id of the first image of `split` without a live box, by path, after `after_path` (wrapping round to
+    the first one); None when every image of the split has a box."""
+    stmt = select(Image.id).where(*_needs_box(project_id, split)).order_by(Image.path, Image.id).limit(1)
+    if after_path is not None:
+        found = session.scalar(stmt.where(Image.path > after_path))
+        if found is not None:
+            return found
+    return session.scalar(stmt)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """An image without a box, with the evaluation's verdict on it and the error rate of its group."""
+
+    image_id: int
+    path: str
+    group: str | None
+    correct: bool | None
+    epg: float | None
+    group_error_rate: float | None
+
+
+def ranked_unannotated_images(session: Session, *, project_id: int, split: str = "train",
+                              results_id: int | None = None, groups_id: int | None = None,
+                              limit: int = 200) -> list[QueueRow]:
+    """Images of `split` without a live box, where a box helps most first: groups with the highest error rate
+    in evaluation `groups_id` first (the cue-conflicting ones), then images that evaluation `results_id` got
+    wrong, then the lowest EPG; images without a result last, then by path. Without evaluations: by path."""
+    wrong = case((EvaluationImage.correct == false(), 1.0), else_=0.0)
+    rates = (select(Image.group.label("name"), (func.sum(wrong) / func.count()).label("rate"))
+             .join(EvaluationImage, EvaluationImage.image_id == Image.id)
+             .where(EvaluationImage.evaluation_id == (groups_id or -1), Image.project_id == project_id,
+                    Image.group.is_not(None))
+             .group_by(Image.group).subquery())
+    result = aliased(EvaluationImage)
+    stmt = (select(Image.id, Image.path, Image.group, result.correct, result.epg, rates.c.rate)
+            .outerjoin(result, and_(result.image_id == Image.id, result.evaluation_id == (results_id or -1)))
+            .outerjoin(rates, rates.c.name == Image.group)
+            .where(*_needs_box(project_id, split))
+            .order_by(rates.c.rate.desc().nulls_last(), result.correct.asc().nulls_last(),
+                      result.epg.asc().nulls_last(), Image.path, Image.id)
+            .limit(limit))
+    return [QueueRow(*row) for row in session.execute(stmt)]
+
+
+def guided_checkpoints(session: Session, project_id: int) -> list[tuple[Checkpoint, TrainingRun]]:
+    """Checkpoints of the project written by a training run with `lam > 0` (in the run's config) that started
+    while at least one training image of the project had a box: the models guided with boxes. Oldest first."""
+    started = func.coalesce(TrainingRun.started, TrainingRun.created)
+    had_boxes = (exists().where(Box.image_id == Image.id, Image.project_id == project_id, Image.split == "train",
+                                Box.created <= started, or_(Box.deleted_at.is_(None), Box.deleted_at > started)))
+    stmt = (select(Checkpoint, TrainingRun).join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
+            .where(Checkpoint.project_id == project_id, had_boxes).order_by(Checkpoint.id))
+    rows = session.execute(stmt).tuples().all()
+    return [(checkpoint, run) for checkpoint, run in rows if float((run.config or {}).get("lam") or 0) > 0]

@@ -7,6 +7,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import store
+from store.box_history import last_change
+from store.boxes import guided_checkpoints, next_unannotated_image, ranked_unannotated_images
+from store.runs import (
+    EvaluationImageResult,
+    create_training_run,
+    record_evaluation,
+    register_checkpoint,
+    update_training_run,
+)
 
 Fixture = tuple[store.Project, store.Image]
 
@@ -183,3 +192,110 @@ def test_two_tabs_undoing_at_once_undo_two_changes(engine: Engine, session: Sess
     history = store.box_history(session, image.id)
     assert first.undo_of_id == history[1].id and seen == [history[0].id]  # the update, then the create
     assert store.list_boxes(session, image.id) == []
+
+
+def test_undo_by_author_reverts_their_newest_save_not_a_later_one_by_someone_else(
+        session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    mine = _box(session, image, author="alice")
+    session.commit()
+    theirs = store.add_box(session, image_id=image.id, label="dog", x0=60, y0=10, x1=90, y1=40, author="bob")
+    session.commit()
+    assert [e.author for e in last_change(session, image.id)] == ["bob"]
+    assert [e.box_id for e in last_change(session, image.id, by="alice")] == [mine.id]
+    [undone] = store.undo_last_change(session, image.id, "alice", by="alice")
+    assert (undone.box_id, undone.action) == (mine.id, "delete")
+    assert [b.id for b in store.list_boxes(session, image.id)] == [theirs.id]  # bob's later box is untouched
+    assert store.undo_last_change(session, image.id, "alice", by="alice") == []
+
+
+def test_undo_by_author_refuses_when_someone_changed_that_box_later(session: Session,
+                                                                     project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    box = _box(session, image, author="alice")
+    store.update_box(session, box.id, 1, author="bob", x1=70)
+    session.commit()
+    with pytest.raises(store.ConflictError, match=rf"box {box.id} was updated by bob .* would overwrite"):
+        store.undo_last_change(session, image.id, "alice", by="alice")
+    session.rollback()
+    [kept] = store.list_boxes(session, image.id)
+    assert (kept.x1, kept.author) == (70, "bob") and len(store.box_history(session, image.id)) == 2
+
+
+def test_undo_from_a_stale_view_conflicts_and_writes_nothing(session: Session, project_with_image: Fixture) -> None:
+    _, image = project_with_image
+    first = _box(session, image, author="alice")
+    session.commit()
+    seen = {first.id: first.revision}  # a tab loaded the image now
+    store.add_box(session, image_id=image.id, label="dog", x0=60, y0=10, x1=90, y1=40, author="alice")  # tab 2
+    session.commit()
+    with pytest.raises(store.ConflictError, match=r"changed since you loaded it: box \d+ was added by alice"):
+        store.undo_last_change(session, image.id, "alice", by="alice", expected_revisions=seen)
+    session.rollback()
+    assert len(store.list_boxes(session, image.id)) == 2 and len(store.box_history(session, image.id)) == 2
+    live = {b.id: b.revision for b in store.list_boxes(session, image.id)}
+    assert len(store.undo_last_change(session, image.id, "alice", by="alice", expected_revisions=live)) == 1
+
+
+def _images(session: Session, project: store.Project, specs: list[tuple[str, str, str | None]]) -> list[store.Image]:
+    inputs = [store.ImageInput(path, f"{i:064d}", 100, 80, split=split, group=group)
+              for i, (path, split, group) in enumerate(specs, start=1)]
+    return [image for image, _ in store.add_images(session, project_id=project.id, images=inputs)]
+
+
+def test_next_unannotated_image_goes_by_path_skips_boxed_and_other_splits_and_wraps(
+        session: Session, project_with_image: Fixture) -> None:
+    project, a = project_with_image  # a.jpg, train
+    b, c, d = _images(session, project, [("b.jpg", "train", None), ("c.jpg", "val", None), ("d.jpg", "train", None)])
+    _box(session, image=b)
+    session.commit()
+    assert next_unannotated_image(session, project_id=project.id) == a.id
+    assert next_unannotated_image(session, project_id=project.id, after_path="a.jpg") == d.id  # b has a box, c is val
+    assert next_unannotated_image(session, project_id=project.id, after_path="d.jpg") == a.id  # wraps round
+    assert next_unannotated_image(session, project_id=project.id, split="val") == c.id
+    for image in (a, d):
+        _box(session, image=image)
+    assert next_unannotated_image(session, project_id=project.id) is None
+
+
+def test_ranked_unannotated_images_put_the_most_wrong_group_then_wrong_then_low_epg_first(
+        session: Session, project_with_image: Fixture) -> None:
+    project, a = project_with_image  # no group: ranked after every grouped image
+    easy1, easy2, hard1, hard2, hard3, boxed = _images(session, project, [
+        ("e1.jpg", "train", "easy"), ("e2.jpg", "train", "easy"), ("h1.jpg", "train", "hard"),
+        ("h2.jpg", "train", "hard"), ("h3.jpg", "train", "hard"), ("h4.jpg", "train", "hard")])
+    _box(session, image=boxed)
+    checkpoint = register_checkpoint(session, project_id=project.id, path="m.pt", sha256="1" * 64, arch="a")
+    verdicts = {easy1: (True, 0.9), easy2: (False, 0.8), hard1: (True, 0.2), hard2: (False, 0.7),
+                hard3: (False, 0.5), boxed: (False, 0.1)}  # hard: 3/4 wrong, easy: 1/2
+    results = [EvaluationImageResult(image_id=image.id, correct=ok, score=0.5, epg=epg)
+               for image, (ok, epg) in verdicts.items()]
+    evaluation = record_evaluation(session, checkpoint_id=checkpoint.id, split="train", metrics={}, results=results)
+    rows = ranked_unannotated_images(session, project_id=project.id, results_id=evaluation.id,
+                                     groups_id=evaluation.id)
+    assert [r.image_id for r in rows] == [hard3.id, hard2.id, hard1.id, easy2.id, easy1.id, a.id]
+    assert rows[0].group_error_rate == pytest.approx(0.75) and rows[0].correct is False and rows[-1].epg is None
+    plain = ranked_unannotated_images(session, project_id=project.id)
+    assert [r.image_id for r in plain] == [a.id, easy1.id, easy2.id, hard1.id, hard2.id, hard3.id]
+
+
+def test_guided_checkpoints_are_those_of_runs_with_lam_and_boxes(session: Session,
+                                                                  project_with_image: Fixture) -> None:
+    project, image = project_with_image
+
+    def run_checkpoint(lam: float, sha: str) -> store.Checkpoint:
+        run = create_training_run(session, project_id=project.id, config={"lam": lam})
+        update_training_run(session, run.id, status="running")
+        checkpoint = register_checkpoint(session, project_id=project.id, path=f"{sha}.pt", sha256=sha * 64,
+                                         arch="a", run_id=run.id)
+        update_training_run(session, run.id, status="succeeded")
+        session.commit()
+        return checkpoint
+
+    run_checkpoint(0.5, "1")  # no box on any training image yet: not guided
+    _box(session, image)
+    session.commit()
+    run_checkpoint(0.0, "2")  # lam 0: not guided
+    guided = run_checkpoint(0.5, "3")
+    register_checkpoint(session, project_id=project.id, path="4.pt", sha256="4" * 64, arch="a")  # no run
+    assert [c.id for c, _ in guided_checkpoints(session, project.id)] == [guided.id]
