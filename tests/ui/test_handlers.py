@@ -165,10 +165,15 @@ def test_propose_adds_an_unsaved_box_inside_the_image(tiny: TinyProject) -> None
     assert _boxes(tiny, tiny.image_ids[0]) == []
 
 
-def test_models_list_register_rejects_wrong_classes(tiny: TinyProject, tmp_path: Path) -> None:
+def test_models_list_register_rejects_wrong_classes(tiny: TinyProject) -> None:
+    import uuid
+
+    from gradio.utils import get_upload_folder
+
     from core.bcos import build_model
     from core.train import save_checkpoint
 
+    tmp_path = Path(get_upload_folder()) / uuid.uuid4().hex  # where the browser's uploads land
     table = models.list_models(tiny.deps, tiny.name)
     assert table["id"].tolist() == [tiny.checkpoint_id] and table["active"].tolist() == ["●"]
     assert table["measured on"].tolist() == ["train"] and table["accuracy"].tolist() == [0.5]
