@@ -24,6 +24,7 @@ from ui.handlers.common import user_errors
 log = logging.getLogger(__name__)
 
 DEFAULTS = TrainConfig()
+NOT_STARTED = "Not started: the message at the top right says why. Nothing was queued."
 RUN_COLUMNS = ["run", "status", "progress", "created", "finished", "settings", "message", "error"]
 FORM_SETTINGS: tuple[tuple[str, Setting], ...] = tuple((name, rule) for name, rule in settings() if rule.ui)
 
@@ -48,8 +49,11 @@ def start_training(deps: AppDeps, project: str, values: Sequence[Any]) -> tuple[
     """
     if not project:
         raise gr.Error("Pick a project first (top of the page).")
-    with user_errors(conflicts=True):
-        launched = runs.launch_run(deps.engine, deps.settings, project, form_overrides(values))
+    try:
+        with user_errors(conflicts=True):
+            launched = runs.launch_run(deps.engine, deps.settings, project, form_overrides(values))
+    except gr.Error as exc:  # a refusal stays on screen until closed: it says what to fix first
+        raise gr.Error(exc.message, duration=None) from exc
     return ({"run_id": launched.run_id},
             f"Queued run {launched.run_id} of {project!r}; its process {launched.pid} is starting…")
 
@@ -137,5 +141,5 @@ def cancel_training(deps: AppDeps, project: str, run_state: dict[str, Any] | Non
         return runs.cancel_run(deps.engine, project)
 
 
-__all__ = ["DEFAULTS", "FORM_SETTINGS", "RUN_COLUMNS", "cancel_training", "form_overrides", "poll_training",
-           "progress_html", "run_history", "start_training"]
+__all__ = ["DEFAULTS", "FORM_SETTINGS", "NOT_STARTED", "RUN_COLUMNS", "cancel_training", "form_overrides",
+           "poll_training", "progress_html", "run_history", "start_training"]

@@ -12,7 +12,7 @@ from ui.handlers import explain, explore
 
 def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) -> dict[str, Any]:
     with gr.Row():
-        method = gr.Dropdown(list(explain.METHODS), value="B-cos", label="Method")
+        method = gr.Dropdown(list(explain.METHODS), value="B-cos", label="Method", elem_id="explain-method")
         layer = gr.Dropdown(list(explain.LAYERS), value="Input", label="Layer")
         klass = gr.Dropdown([explain.PREDICTED], value=explain.PREDICTED, label="Class explained",
                             allow_custom_value=True, elem_id="explain-class")

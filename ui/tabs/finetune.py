@@ -54,7 +54,8 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
                                 visible=False)
         metric_plot = gr.LinePlot(x="epoch", y="value", color="metric", height=260, visible=False,
                                   title="Validation metrics (EPG, IoU at the guided layer)")
-    runs = gr.Dataframe(headers=finetune.RUN_COLUMNS, label="Run history", interactive=False, max_height=260)
+    runs = gr.Dataframe(headers=finetune.RUN_COLUMNS, label="Run history", interactive=False, max_height=260,
+                        elem_id="run-history")
     run_state = gr.State(None)
     timer = gr.Timer(POLL_SECONDS, active=False)
 
@@ -70,9 +71,13 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     poll_outputs = [progress, loss_plot, metric_plot, runs, timer, start]
     # The button is disabled before the request is sent, so a double click starts one run; the poll that
     # follows enables it again when nothing runs (also after a refusal).
-    start.click(lambda: gr.update(interactive=False), None, start, queue=False, api_visibility="private").then(
-        go, [project, *advanced], [run_state, status], api_name="start_training").then(
-        poll, poll_inputs, poll_outputs, show_progress="hidden")
+    started = start.click(lambda: gr.update(interactive=False), None, start, queue=False,
+                          api_visibility="private").then(go, [project, *advanced], [run_state, status],
+                                                         api_name="start_training")
+    # a refusal stays on the page (the toast says why until closed; the status line says nothing started)
+    started.failure(lambda: (finetune.NOT_STARTED, gr.update(interactive=True)), None, [status, start],
+                    api_visibility="private", queue=False)
+    started.then(poll, poll_inputs, poll_outputs, show_progress="hidden")
     cancel.click(lambda n, s: finetune.cancel_training(deps, n, s), [project, run_state], status,
                  api_name="cancel_training").then(poll, poll_inputs, poll_outputs, show_progress="hidden")
     timer.tick(poll, poll_inputs, poll_outputs, api_name="poll_training", show_progress="hidden")

@@ -1,0 +1,180 @@
+"""The Fine-tune tab in a real browser: refusals, a dying process, a reload mid-run, a double click.
+
+Playwright drives Debian's Chromium (never `playwright install`). Each test leaves no run queued or
+running, because the project allows one at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from services.runs import finish_if_active, write_run_progress
+from store.db import session_scope
+from store.models_runs import TrainingRun
+from store.projects import ImageInput, add_images, create_project, get_project, set_image_labels
+from store.runs import active_checkpoint, create_training_run, register_checkpoint, update_training_run
+from tests.ui.conftest import CLASSES, SIZE, TinyProject
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+REPO = Path(__file__).resolve().parents[2]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """Wait up to 20 s for what the page shows (2 shared cores: a first page load can take 10 s), then restore."""
+    expect.set_options(timeout=20_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
+def _runs(tiny: TinyProject, project: str | None = None) -> list[TrainingRun]:
+    with session_scope(tiny.deps.engine) as session:
+        project_id = get_project(session, project or tiny.name).id
+        rows = session.scalars(select(TrainingRun).where(TrainingRun.project_id == project_id)
+                               .order_by(TrainingRun.id)).all()
+        session.expunge_all()
+        return list(rows)
+
+
+@pytest.fixture()
+def no_active_run(served: tuple[str, TinyProject]) -> Iterator[None]:
+    """After the test, end any run it left queued or running (and its process)."""
+    yield
+    _, tiny = served
+    for run in _runs(tiny):
+        if run.status in ("queued", "running"):
+            if run.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(run.pid, signal.SIGKILL)
+            finish_if_active(tiny.deps.engine, run.id, "ended by the test")
+
+
+def open_finetune(page, url: str, project: str | None = None) -> None:
+    page.goto(url)
+    if project:
+        page.locator("#project input").click()
+        page.get_by_role("option", name=project, exact=True).click()
+        expect(page.locator("#project input")).to_have_value(project)
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#run-status")).to_be_visible()
+
+
+def short_run_form(page, *, epochs: str = "1", steps: str = "1") -> None:
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Epochs").fill(epochs)
+    page.get_by_label("Batch size").fill("2")
+    page.get_by_label("Max steps per epoch (0: all)").fill(steps)
+
+
+def test_a_project_without_a_val_split_is_refused_with_the_reason_and_nothing_starts(
+        page, served: tuple[str, TinyProject], no_active_run: None) -> None:
+    url, tiny = served
+    with session_scope(tiny.deps.engine) as session:  # a project made after the server started: train only
+        project = create_project(session, name="no-val", task="single_label", image_size=SIZE, classes=CLASSES)
+        images = [ImageInput(path=f"images/img_{i:02d}.png", sha256=f"{i:064x}", width=SIZE, height=SIZE,
+                             split="train") for i in range(2)]
+        for i, (image, _) in enumerate(add_images(session, project_id=project.id, images=images)):
+            set_image_labels(session, image_id=image.id, class_names=[CLASSES[i % 2]])
+        checkpoint = active_checkpoint(session, get_project(session, tiny.name).id)
+        register_checkpoint(session, project_id=project.id, path=checkpoint.path, sha256=checkpoint.sha256,
+                            arch=checkpoint.arch, activate=True)
+    open_finetune(page, url, "no-val")  # the new project is offered after a reload
+    page.locator("#start-training").click()
+    expect(page.get_by_text(re.compile(r"no images in the 'val' split"))).to_be_visible()
+    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"^Not started"))
+    expect(page.locator("#start-training")).to_be_enabled()
+    assert _runs(tiny, "no-val") == []
+
+
+def test_a_run_whose_process_dies_shows_failed_with_the_log_tail(page, served: tuple[str, TinyProject],
+                                                                 no_active_run: None) -> None:
+    url, tiny = served
+    open_finetune(page, url)
+    short_run_form(page, epochs="50", steps="0")
+    page.locator("#start-training").click()
+    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
+    expect(page.locator("#start-training")).to_be_disabled()  # while a run is active
+    expect(page.locator("#run-status")).to_have_text(re.compile(r"running"), timeout=120_000)
+    run = _runs(tiny)[-1]
+    log = tiny.deps.data_dir / "runs" / f"run-{run.id}.log"
+    deadline = time.monotonic() + 60
+    while not log.read_text(errors="replace").strip() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(run.pid, signal.SIGKILL)
+    expect(page.locator("#run-status")).to_have_text(re.compile(r"failed"), timeout=30_000)
+    expect(page.locator("#run-error")).to_contain_text("killed by signal 9")
+    expect(page.locator("#run-error")).to_contain_text("last lines of its log")
+    history = page.locator("#run-history")
+    expect(history).to_contain_text("failed")
+    expect(history).to_contain_text("killed by signal 9")
+    expect(page.locator("#start-training")).to_be_enabled()
+
+
+def test_a_reload_mid_run_resumes_the_live_view(page, served: tuple[str, TinyProject], no_active_run: None) -> None:
+    url, tiny = served
+    settings = tiny.deps.settings
+    with session_scope(tiny.deps.engine) as session:  # a running run as the trainer leaves it (no process here)
+        run = create_training_run(session, project_id=get_project(session, tiny.name).id, config={"epochs": 2})
+        session.flush()
+        update_training_run(session, run.id, status="running", progress=0.3, message="epoch 1/2")
+        run_id = run.id
+    write_run_progress(settings, run_id, {"step": 3, "steps_total": 10, "eta_s": 125, "losses": []})
+    open_finetune(page, url)
+    expect(page.locator("#run-step")).to_have_text("3/10")
+    page.reload()
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#run-status")).to_have_text(f"run {run_id}: running")
+    expect(page.locator("#run-step")).to_have_text("3/10")
+    expect(page.locator("#train-progress")).to_contain_text("elapsed")
+    expect(page.locator("#train-progress")).to_contain_text("ETA 2:05")
+    expect(page.locator("#start-training")).to_be_disabled()
+    with session_scope(tiny.deps.engine) as session:
+        update_training_run(session, run_id, progress=0.5)  # a heartbeat
+    write_run_progress(settings, run_id, {"step": 5, "steps_total": 10, "eta_s": 60, "losses": []})
+    expect(page.locator("#run-step")).to_have_text("5/10", timeout=10_000)  # the timer runs again: no click
+    with session_scope(tiny.deps.engine) as session:
+        update_training_run(session, run_id, status="cancelled", message="stopped by the test")
+    expect(page.locator("#run-status")).to_have_text(f"run {run_id}: cancelled", timeout=10_000)
+    expect(page.locator("#start-training")).to_be_enabled()
+
+
+def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no_active_run: None) -> None:
+    if not (REPO / "services" / "commands" / "train.py").exists():
+        pytest.skip("needs the lead's `python app.py train` (services/commands/train.py)")
+    url, tiny = served
+    before = len(_runs(tiny))
+    open_finetune(page, url)
+    short_run_form(page)
+    page.locator("#start-training").dblclick()
+    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
+    page.wait_for_timeout(1500)  # a second request, had one gone out, would have been answered by now
+    runs = _runs(tiny)[before:]
+    assert len(runs) == 1 and runs[0].pid
+    expect(page.get_by_text(re.compile(r"still (queued|running)"))).to_have_count(0)  # no refusal of a second
+    expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=150_000)
+    with session_scope(tiny.deps.engine) as session:
+        assert session.scalar(select(func.count()).select_from(TrainingRun)) == before + 1
