@@ -64,18 +64,21 @@ def configure_serving_threads(settings: Settings) -> int | None:
 
 @dataclass(frozen=True)
 class ExplanationKey:
-    """Identifies one explanation: the checkpoint file's sha256, method, layer, class index, image id."""
+    """Identifies one explanation: the checkpoint file's sha256, method, layer, class index, image id and the
+    model's input size (a project's image size can change: `project set P --image-size N`)."""
 
     checkpoint_sha: str
     method: str
     layer: str
     class_index: int
     image_id: int
+    image_size: int = 0
 
     @property
     def stem(self) -> str:
         """File name stem of the cached files."""
-        return f"{self.checkpoint_sha[:16]}-{self.method}-{self.layer}-c{self.class_index}-i{self.image_id}"
+        return (f"{self.checkpoint_sha[:16]}-{self.method}-{self.layer}-c{self.class_index}-i{self.image_id}"
+                f"-s{self.image_size}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ class ExplanationService:
         self.cache_dir = cache_dir
         self.capacity = capacity
         self._memory: OrderedDict[ExplanationKey, Explanation] = OrderedDict()
-        self._predicted: OrderedDict[tuple[str, int], int] = OrderedDict()  # (checkpoint sha, image) -> class
+        self._predicted: OrderedDict[tuple[str, int, int], int] = OrderedDict()  # (sha, image, size) -> class
         self._lock = threading.Lock()
         self._compute_lock = threading.Lock()  # one model forward at a time: 2 cores, no oversubscription
 
@@ -136,7 +139,7 @@ class ExplanationService:
                              f"layer; use it at {where}")
         if not 0 <= class_index < len(request.classes):
             raise ValueError(f"class index {class_index} is out of range for {len(request.classes)} classes")
-        key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id)
+        key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id, request.image_size)
         cached = self.cached(key)
         if cached is not None:
             return cached
@@ -153,7 +156,7 @@ class ExplanationService:
         Remembered per (checkpoint, image), and learnt for free from every explanation computed, so
         explaining "the predicted class" costs one explanation, not two.
         """
-        key = (request.checkpoint_sha, request.image_id)
+        key = (request.checkpoint_sha, request.image_id, request.image_size)
         with self._lock:
             if key in self._predicted:
                 return self._predicted[key]
@@ -168,7 +171,7 @@ class ExplanationService:
         self._remember_prediction(key, predicted)
         return predicted
 
-    def _remember_prediction(self, key: tuple[str, int], predicted: int) -> None:
+    def _remember_prediction(self, key: tuple[str, int, int], predicted: int) -> None:
         with self._lock:
             self._predicted[key] = predicted
             self._predicted.move_to_end(key)
@@ -200,7 +203,8 @@ class ExplanationService:
 
     def _remember(self, explanation: Explanation) -> None:
         key, logits = explanation.key, explanation.logits
-        self._remember_prediction((key.checkpoint_sha, key.image_id), max(range(len(logits)), key=logits.__getitem__))
+        predicted = max(range(len(logits)), key=logits.__getitem__)
+        self._remember_prediction((key.checkpoint_sha, key.image_id, key.image_size), predicted)
         with self._lock:
             self._memory[explanation.key] = explanation
             self._memory.move_to_end(explanation.key)

@@ -368,3 +368,14 @@ def test_outline_draws_the_ground_truth_on_the_overlay_and_the_colour_panel_says
     gradcam = explain.explain_image(tiny.deps, tiny.name, image, "GradCAM", "Mid3", "warm")
     assert "Choose Method: B-cos" in gradcam[3] and Path(gradcam[1]).name.startswith("note-")
     assert "No colour view" not in info and not Path(colour).name.startswith("note-")
+
+
+def test_explanations_are_cached_per_image_size(tiny: TinyProject) -> None:
+    from dataclasses import replace
+
+    from services.explain_requests import explain_target
+
+    request = explain_target(tiny.deps.engine, tiny.name, tiny.image_ids[0], data_dir=tiny.deps.data_dir).request
+    small = tiny.deps.explanations.explain(request, "bcos", "input", 0)
+    larger = tiny.deps.explanations.explain(replace(request, image_size=request.image_size * 2), "bcos", "input", 0)
+    assert small.key != larger.key and small.overlay_path != larger.overlay_path  # a new size is a new explanation
