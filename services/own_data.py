@@ -8,6 +8,7 @@ listing every problem by file, line or field, and writes nothing; bad options ra
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from store.io.folder import SplitRule, parse_folder
 from store.io.plan import ImportPlan, ImportSummary, Skipped, to_single_label
 from store.io.voc import parse_voc
 from store.projects import set_image_size as store_set_image_size
+from store.splits import carve_splits as store_carve_splits
+
+log = logging.getLogger(__name__)
 
 TASK_CHOICES = ("multi_label", "single_label")
 
@@ -173,3 +177,18 @@ def set_image_size(db: Database, project: str | None, size: object) -> ProjectIn
 
 __all__ = ["TASK_CHOICES", "CocoImport", "FolderImport", "ImportResult", "ImportSource", "VocImport",
            "import_data", "parse_source", "set_image_size"]
+
+
+def carve_splits(db: Database, project: str, *, val_fraction: float | None = None,
+                 test_fraction: float | None = None, seed: int = 0) -> dict[str, int]:
+    """Give an existing project a validation (and/or test) split carved out of its training images, stratified
+    by class and seeded; returns how many images each split received. ValueError saying what to do when a
+    fraction is out of range or the split already has images."""
+    fractions = {split: value for split, value in (("val", val_fraction), ("test", test_fraction)) if value}
+    if not fractions:
+        raise ValueError("give --val-fraction and/or --test-fraction (e.g. 0.1)")
+    with session_scope(db) as session:
+        moved = store_carve_splits(session, project_id=require_project(session, project).id, fractions=fractions,
+                                   seed=seed)
+    log.info("project %s: moved %s out of train (seed %d)", project, moved, seed)
+    return moved

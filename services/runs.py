@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import write_json_atomically
+from common.cpus import thread_env
 from core.train.config import TrainConfig
 from services.database import Database, run_heartbeat_timeout_s
 from services.errors import ConflictError, NotFoundError
@@ -188,8 +189,8 @@ def _check_splits(session: Any, project_id: int, project: str, eval_split: str) 
         raise ValueError(f"project {project!r} has no images in the 'train' split: import some first")
     if count_images(session, project_id=project_id, split=eval_split) == 0:
         raise ValueError(f"project {project!r} has no images in the {eval_split!r} split, which chooses the "
-                         "best epoch: import it with a validation split (`import folder DIR --val-fraction 0.1`, "
-                         "or `--split val` for VOC/COCO files)")
+                         "best epoch: carve one out of train with `python app.py project split "
+                         f"{project} --val-fraction 0.1`")
 
 
 def train_argv(settings: Settings, run_id: int) -> list[str]:
@@ -208,7 +209,8 @@ def launch_run(engine: Database, settings: Settings, project: str, overrides: Ma
     try:
         with open(log_path, "ab") as log_file:
             process = subprocess.Popen(train_argv(settings, run_id), stdout=log_file, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True)
+                                       stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
+                                       env=thread_env(dict(os.environ)))  # passive OpenMP wait, usable CPUs
     except OSError as exc:
         finish_if_active(engine, run_id, f"could not start the training process: {exc}")
         raise

@@ -16,7 +16,7 @@ import gradio as gr
 from services.settings import MAX_UPLOAD_BYTES, Settings
 from ui.deps import AppDeps, build_deps
 from ui.handlers import explore
-from ui.tabs.annotate import build_annotate_tab
+from ui.tabs.annotate import LABEL_SYNC_JS, build_annotate_tab
 from ui.tabs.compare import build_compare_tab
 from ui.tabs.explain import build_explain_tab
 from ui.tabs.explore import build_explore_tab
@@ -29,22 +29,43 @@ CSS = """
 #gallery .caption-label { font-size: 11px; }
 .run-progress progress { height: 18px; }
 footer { display: none !important; }
+#annot-toolbar { gap: 6px; }
+#annot-label .wrap { gap: 4px 10px; }
+#proposal-note p { margin: 0; }
+body.annot-syncing #model-box-edit { opacity: 0; }
 """
 
-# Keyboard: ] / [ next / previous image, Ctrl+S save boxes, Alt+P propose (when not typing in a field).
+# Keyboard (when not typing in a field): ] / [ next / previous image, Ctrl+S save boxes, Ctrl+Enter save and next,
+# Alt+P propose, 1-9 the label for new boxes, and in the "Annotate next" queue Enter / A accept, R reject.
+# LABEL_SYNC_JS (ui/tabs/annotate.py) keeps the box editor's default label equal to the label picked.
 KEYS_JS = """
 <script>
-document.addEventListener('keydown', (e) => {
-  const t = e.target; const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA');
-  const click = (id) => { const b = document.getElementById(id); if (b) { e.preventDefault(); b.click(); } };
-  if ((e.ctrlKey || e.metaKey) && e.key === 's') { click('save-boxes'); return; }
-  if (typing) return;
-  if (e.key === ']') click('next-image');
-  if (e.key === '[') click('prev-image');
-  if (e.altKey && e.key === 'p') click('propose-box');
-});
+(() => {
+  const shown = (el) => el && el.offsetParent !== null;
+  const byId = (id) => document.getElementById(id);
+  document.addEventListener('keydown', (e) => {
+    const t = e.target; const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA');
+    const click = (id) => { const b = byId(id); if (shown(b)) { e.preventDefault(); b.click(); return true; } };
+    if ((e.ctrlKey || e.metaKey) && e.key === 's') { click('save-boxes'); return; }
+    if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') { click('save-next'); return; }
+    if (typing || byId('model-box-edit')) return;
+    if (e.key === ']') click('next-image');
+    if (e.key === '[') click('prev-image');
+    if (e.altKey && e.key === 'p') click('propose-box');
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (/^[1-9]$/.test(e.key)) {
+      const radios = document.querySelectorAll('#annot-label input[type=radio]');
+      const pick = radios[Number(e.key) - 1];
+      if (shown(pick)) { e.preventDefault(); pick.click(); }
+      return;
+    }
+    const onButton = t && (t.tagName === 'BUTTON' || t.tagName === 'SELECT');
+    if ((e.key === 'Enter' && !onButton) || e.key === 'a' || e.key === 'A') click('queue-accept');
+    if (e.key === 'r' || e.key === 'R') click('queue-reject');
+  });
+})();
 </script>
-"""
+""" + LABEL_SYNC_JS
 
 
 def build_demo(deps: AppDeps) -> gr.Blocks:

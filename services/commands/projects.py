@@ -9,7 +9,7 @@ import sys
 
 import store
 from services.database import open_store
-from services.own_data import set_image_size
+from services.own_data import carve_splits, set_image_size
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="side in pixels of the square images are resized to for training, evaluation and "
                              "explanations: a multiple of 32 from 32 to 1024 (imports infer it)")
     change.set_defaults(run=run_set)
+    split = actions.add_parser(
+        "split", help="carve a validation/test split out of a project's training images",
+        description="Move a stratified, seeded fraction of each class's training images into val (and/or test). "
+                    "For a project imported without a validation split: training picks its best epoch on val. "
+                    "A split that already has images is left alone.")
+    split.add_argument("project", help="project name")
+    split.add_argument("--val-fraction", type=float, metavar="F", help="fraction of each class moved to val")
+    split.add_argument("--test-fraction", type=float, metavar="F", help="fraction of each class moved to test")
+    split.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    split.set_defaults(run=run_split)
 
 
 def _table(rows: list[dict[str, str]]) -> list[str]:
@@ -74,4 +84,20 @@ def run_set(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     sys.stdout.write(f"project {info.name}: image size {info.image_size} px (training, evaluation and explanations "
                      "use it from now on; fine-tune a model at the new size before comparing it)\n")
+    return 0
+
+
+def run_split(settings: Settings, args: argparse.Namespace) -> int:
+    """Carve val/test out of train; exit 2 with what to do when refused."""
+    engine = open_store(settings)
+    try:
+        moved = carve_splits(engine, args.project, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                             seed=args.seed)
+    except ValueError as exc:  # NotFoundError is a ValueError
+        log.error("%s", exc)
+        return 2
+    finally:
+        engine.dispose()
+    sys.stdout.write(f"project {args.project}: " + ", ".join(f"{n} images moved from train to {s}"
+                                                             for s, n in moved.items()) + "\n")
     return 0

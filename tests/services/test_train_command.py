@@ -138,7 +138,7 @@ def test_queue_refuses_a_project_without_model_or_validation_split(tiny_project:
     with session_scope(engine) as session:
         for image in session.scalars(select(Image).where(Image.split == "val")):
             image.split = "test"
-    with pytest.raises(ValueError, match=r"no images in the .val. split.*--val-fraction"):
+    with pytest.raises(ValueError, match=r"no images in the .val. split.*project split demo --val-fraction"):
         queue_run(engine, tiny_project, "demo", {})
     with session_scope(engine) as session:
         for checkpoint in session.scalars(select(CheckpointRow)):
