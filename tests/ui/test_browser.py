@@ -46,9 +46,13 @@ def open_image(page, url: str, tile: int = 0) -> None:
 def draw_box(page, label: str, x0: float, y0: float, x1: float, y1: float) -> None:
     """Draw a box given in original image pixels with the mouse and give it `label` (recipe of TESTING.md).
 
+    The label is picked first ("Label for new boxes"): the editor then gives it to the new box without a pop-up.
     The editor shows the image enlarged `SHOWN` times, then fits it to the canvas width (never upscaling).
     """
     page.bring_to_front()  # a background tab (two-tab test) is throttled: drawing there took ~18 s
+    page.locator("#annot-label label", has_text=label).click()
+    page.wait_for_function("(label) => document.querySelector('#annot .annotator-container')"
+                           "?.dataset.defaultLabel === label", arg=label)  # the page script told the editor
     page.locator('#annot button[aria-label="Create box"]').click()
     canvas = page.locator("#annot canvas").bounding_box()
     shown_width = SIZE * SHOWN
@@ -58,10 +62,6 @@ def draw_box(page, label: str, x0: float, y0: float, x1: float, y1: float) -> No
     page.mouse.down()
     page.mouse.move(left + x1 * scale, canvas["y"] + y1 * scale, steps=8)
     page.mouse.up()
-    dialog = page.locator("#model-box-edit")
-    dialog.locator("input").first.click()
-    dialog.locator("li", has_text=label).first.click()
-    dialog.get_by_role("button", name="OK").click()
 
 
 def live_boxes(tiny: TinyProject, image_id: int) -> list[tuple[str, str]]:
