@@ -351,6 +351,14 @@ def test_mean_maps_are_cached_per_split_and_a_cell_ranks_the_gallery(tiny: TinyP
     assert ids == region["ids"] and page == 0 and "Ranked by row 1, column 1" in summary
     assert items[0][1].startswith(f"#{ids[0]} ") and items[0][1].endswith("% here")
     assert mean_maps.select(tiny.deps, state, "1", None)[2] != ""  # no cell: the map's peak cell
+    assert not mean_maps.is_stale(tiny.deps, state, tiny.name)
+    from store.runs import register_checkpoint
+
+    with session_scope(tiny.deps.engine) as session:  # a fine-tuned model becomes the active one
+        row = register_checkpoint(session, project_id=1, path="elsewhere.pt", sha256="f" * 64, arch="bcos_small",
+                                  activate=True)
+        assert row.id != tiny.checkpoint_id
+    assert mean_maps.is_stale(tiny.deps, state, tiny.name)  # Explore then shows the active model's maps
 
 
 def test_outline_draws_the_ground_truth_on_the_overlay_and_the_colour_panel_says_why(tiny: TinyProject) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from core import methods
+from services import checkpoints
 from services.mean_map_pictures import MAX_TILES, caption, hit, overview_layout, render_overview
 from services.mean_maps import CAP, GRID, MeanMaps, mean_maps, peak_cell
 from ui.deps import AppDeps
@@ -76,10 +77,23 @@ def show(deps: AppDeps, project: str | None, split: str | None, method: str | No
         return None, (f"Press **Show mean maps** to explain up to {CAP:,} **{split}** images with the active model "
                       "(seconds on a small model; the result is cached)."), None, no_maps
     tiles = maps.tiles()[:MAX_TILES]
-    state = {"project": project, "split": maps.split, "method": maps.method}
+    state = {"project": project, "split": maps.split, "method": maps.method, "checkpoint": maps.checkpoint_id}
     choices = [(caption(tile), str(i)) for i, tile in enumerate(tiles)]
     return (str(render_overview(maps, deps.data_dir)), status(maps, len(tiles)), state,
             gr.update(choices=choices, value=None))
+
+
+def is_stale(deps: AppDeps, state: dict[str, Any] | None, project: str | None) -> bool:
+    """Whether the maps shown were made with another model than the project's active one (a fine-tune was
+    activated meanwhile), or for another project."""
+    if not state or not project:
+        return False
+    if state.get("project") != project:
+        return True
+    try:
+        return checkpoints.get_project_checkpoint(deps.engine, project, "active").id != state.get("checkpoint")
+    except (ValueError, LookupError):
+        return True
 
 
 def tile_from_click(deps: AppDeps, state: dict[str, Any] | None, index: Any) -> tuple[int, tuple[int, int]] | None:
@@ -125,5 +139,5 @@ def select(deps: AppDeps, state: dict[str, Any] | None, tile: int | str | None, 
     return str(picture), str(index), f"{cell[0]},{cell[1]}", {**(state or {}), "tile": index}, region
 
 
-__all__ = ["CELL_CHOICES", "EXPLAINER", "METHOD_CHOICES", "parse_cell", "select", "show", "split_choices", "status",
-           "tile_from_click"]
+__all__ = ["CELL_CHOICES", "EXPLAINER", "METHOD_CHOICES", "is_stale", "parse_cell", "select", "show",
+           "split_choices", "status", "tile_from_click"]

@@ -137,7 +137,13 @@ def build_explore_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
     load_outputs = [*filters, mm_split, *tile_outputs, *outputs, region]
 
     def on_select(name: str, *current: Any) -> tuple:
-        """The tab is shown again: counts may have changed (a save, an import); keep the region and page."""
-        return filter_updates(deps, name, current)
+        """The tab is shown again: counts may have changed (a save, an import); keep the region and page. Mean
+        maps of a model that is no longer the active one give way to the active model's (when cached)."""
+        updates = filter_updates(deps, name, current[:4])
+        if not mean_maps.is_stale(deps, current[6], name):
+            return (*updates, *[gr.skip()] * len(tile_outputs))
+        return (*updates, *mean_maps.show(deps, name, current[4], current[5], compute=False))
 
-    return {"load": (on_load, load_inputs, load_outputs), "select": (on_select, [project, *filters], filters)}
+    select_inputs = [project, *filters, mm_split, mm_method, mm_state]
+    return {"load": (on_load, load_inputs, load_outputs), "select": (on_select, select_inputs,
+                                                                     [*filters, *tile_outputs])}
