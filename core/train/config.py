@@ -15,8 +15,8 @@ from typing import Any
 
 from core import methods
 
-__all__ = ["FREEZE_NORM_CHOICES", "LAYER_NAMES", "LOSS_NAMES", "METHOD_CHOICES", "TARGET_NAMES", "Setting",
-           "TrainConfig", "default_of", "settings"]
+__all__ = ["FREEZE_NORM_CHOICES", "LAYER_NAMES", "LOSS_NAMES", "METHOD_CHOICES", "SCHEDULE_CHOICES", "TARGET_NAMES",
+           "Setting", "TrainConfig", "default_of", "settings"]
 
 LOSS_NAMES: tuple[str, ...] = tuple(methods.LOSSES)
 LAYER_NAMES: tuple[str, ...] = tuple(methods.LAYERS)
@@ -24,6 +24,7 @@ TARGET_NAMES: tuple[str, ...] = tuple(methods.TARGETS)
 # "auto": the model's own explanation if it is a B-cos net, else Input×Gradient (core.methods.default_method)
 METHOD_CHOICES: tuple[str, ...] = ("auto", *(m.name for m in methods.METHODS.values() if m.guidable))
 FREEZE_NORM_CHOICES: tuple[str, ...] = ("auto", "yes", "no")
+SCHEDULE_CHOICES: tuple[str, ...] = ("adaptive", "fixed")
 _LEGACY_FREEZE_NORM = {True: "yes", False: "no"}
 
 
@@ -103,7 +104,15 @@ class TrainConfig:
                          minimum=0.0, maximum=1e4)
     lr: float = setting(1e-4, "Learning rate", "learning rate (Adam)", minimum=0.0, exclusive_minimum=True,
                         maximum=1.0)
-    epochs: int = setting(2, "Epochs", "epochs", minimum=1, maximum=10_000)
+    # issue 13: the adaptive schedule decides how long within `budget_s`; `epochs` is then its cap
+    schedule: str = setting("adaptive", "Schedule", "adaptive: learning rate and stopping decided on the validation "
+                            "split (worst group, else accuracy/F1) within the time budget, epochs a cap; fixed: "
+                            "exactly `epochs` epochs at `lr`", choices=SCHEDULE_CHOICES)
+    budget_s: float = setting(300.0, "Time budget (s)", "adaptive schedule: no epoch starts that would end after this "
+                              "many seconds of training (0: no limit; the first 3 epochs, or the cap, always run)",
+                              minimum=0.0, maximum=1e7)
+    epochs: int = setting(30, "Epochs (at most)", "epochs: the cap of the adaptive schedule, the count of a fixed one",
+                          minimum=1, maximum=10_000)
     batch_size: int = setting(64, "Batch size", "batch size", minimum=1, maximum=4096)
     annotated_fraction: float = setting(1.0, "Annotated fraction used", "fraction of the training images with "
                                         "boxes whose boxes are used", minimum=0.0, exclusive_minimum=True,
@@ -119,8 +128,9 @@ class TrainConfig:
     eval_split: str = setting("val", "Validation split", "split evaluated after each epoch", cli=False, ui=False)
     max_steps_per_epoch: int = setting(0, "Max steps per epoch (0: all)", "cap on steps per epoch (smoke runs)",
                                        minimum=0, hidden=True)
-    select_tolerance: float = setting(0.02, "Selection tolerance", "best = highest EPG within this of the base "
-                                      "accuracy/F1", minimum=0.0, maximum=1.0, cli=False, ui=False)
+    select_tolerance: float = setting(0.02, "Selection tolerance", "checkpoints within this of the best worst-group "
+                                      "accuracy (then accuracy/F1) count as equal; EPG decides among them",
+                                      minimum=0.0, maximum=1.0, cli=False, ui=False)
     freeze_norm: str = setting("auto", "Freeze norm statistics", "normalisation layers keep their running "
                                "statistics while training (auto: no for a new, untrained model, else yes)",
                                choices=FREEZE_NORM_CHOICES, ui=False)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +28,8 @@ from core.train.loop import (
     select_annotated,
     train_one_epoch,
 )
-from core.train.selection import ParetoArchive, selection_point
+from core.train.schedule import AdaptiveSchedule
+from core.train.selection import SELECTION_RULE, ParetoArchive, selection_point
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,10 @@ log = logging.getLogger(__name__)
 class _Progress:
     """Turns step counts into progress/ETA events."""
 
-    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, emit: EventSink) -> None:
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, emit: EventSink, epochs: int) -> None:
         per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch or steps_per_epoch)
-        self.total = max(1, per_epoch * cfg.epochs)
+        self.total = max(1, per_epoch * epochs)
+        self.epochs = epochs
         self.cfg, self.emit, self.done, self.epoch = cfg, emit, 0, 0
         self.started = time.monotonic()
 
@@ -45,9 +48,17 @@ class _Progress:
         self.done += 1
         elapsed = time.monotonic() - self.started
         eta = elapsed / self.done * (self.total - self.done)
+        if self.cfg.schedule == "adaptive" and self.cfg.budget_s:  # the budget bounds the run, not the epoch cap
+            eta = min(eta, max(0.0, self.cfg.budget_s - elapsed))
         values = {k: float(v) for k, v in losses.items()}  # one host sync per step
-        self.emit(TrainEvent("step", epoch=self.epoch, epochs=self.cfg.epochs, step=self.done,
-                             steps_total=self.total, progress=self.done / self.total, eta_s=eta, losses=values))
+        self.emit(TrainEvent("step", epoch=self.epoch, epochs=self.epochs, step=self.done,
+                             steps_total=self.total, progress=self._fraction(elapsed), eta_s=eta, losses=values))
+
+    def _fraction(self, elapsed: float) -> float:
+        done = self.done / self.total
+        if self.cfg.schedule == "adaptive" and self.cfg.budget_s:
+            done = max(done, min(1.0, elapsed / self.cfg.budget_s))
+        return done
 
 
 def fine_tune(
@@ -59,12 +70,17 @@ def fine_tune(
     parent_sha: str | None = None,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
+    lr_plan: Sequence[float] | None = None,
 ) -> FineTuneResult:
     """Guided fine-tuning of `model` on `data` with `cfg` (Rao et al., ICCV 2023).
 
     Evaluates the starting model and every epoch on `data.val`, writes each epoch's model to
-    `out_dir` and keeps the Pareto front. Raises `TrainingCancelled` when `should_stop()` turns
-    true (checkpoints already written stay valid). Under torchrun only rank 0 evaluates and writes.
+    `out_dir` and keeps the Pareto front. With `cfg.schedule == "adaptive"` the learning rate and the stop are
+    decided after each evaluation (core/train/schedule.py) within `cfg.budget_s`, `cfg.epochs` being the cap;
+    `lr_plan` replays per-epoch learning rates exactly (the λ = 0 control of an adaptive run). The best checkpoint
+    is chosen on decisions first (core/train/selection.py `SELECTION_RULE`). Raises `TrainingCancelled` when
+    `should_stop()` turns true (checkpoints already written stay valid). Under torchrun every rank evaluates its
+    shard of `data.val` (the figures cover the whole split); only rank 0 writes; it decides the schedule for every rank.
     """
     emit = on_event or (lambda event: None)
     stop = should_stop or (lambda: False)
@@ -78,16 +94,27 @@ def fine_tune(
     val_loader = build_loader(data.val, data, max(cfg.batch_size, 32), shuffle=False, seed=cfg.seed)
     annotated = torch.tensor(select_annotated(data.train, cfg.annotated_fraction, cfg.seed), device=device,
                              dtype=torch.long)
-    base = run_evaluation(model, val_loader, data, cfg, device).metrics if rank0 else {}
+    base = run_evaluation(model, val_loader, data, cfg, device).metrics  # every rank: its shard, gathered
     emit(TrainEvent("start", epochs=cfg.epochs, metrics=base,
                     message=f"{len(data.train)} training images, {annotated.numel()} with boxes, device {device}"))
     archive, history = ParetoArchive(), []
-    progress = _Progress(cfg, len(train_loader), emit)
+    plan = list(lr_plan) if lr_plan else None
+    epochs = len(plan) if plan else cfg.epochs
+    adaptive = AdaptiveSchedule(lr=cfg.lr, max_epochs=epochs, budget_s=cfg.budget_s) \
+        if cfg.schedule == "adaptive" and plan is None else None
+    if adaptive is not None and rank0:
+        adaptive.start(base)
+    progress = _Progress(cfg, len(train_loader), emit, epochs)
     train_model = dist_utils.wrap(model)
-    optimizer = torch.optim.Adam(train_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    stopped_early = False
-    for epoch in range(1, cfg.epochs + 1):
+    lr = plan[0] if plan else cfg.lr
+    optimizer = torch.optim.Adam(train_model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    best_state = _snapshot(model) if adaptive is not None else None  # the rollback target (epoch 0: the base)
+    stopped_early, stop_reason = False, ""
+    for epoch in range(1, epochs + 1):
+        epoch_started = time.monotonic()
         progress.epoch = epoch
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         if getattr(train_loader.sampler, "set_epoch", None):
             train_loader.sampler.set_epoch(epoch)
         with EXPLAINERS[cfg.attribution](train_model, layer=cfg.layer) as explainer:
@@ -96,26 +123,52 @@ def fine_tune(
                             should_stop=lambda: dist_utils.broadcast_flag(stop(), device))
         if not cfg.freezes_norm():
             recalibrate_norm(dist_utils.unwrap(train_model), train_loader, device)
+        decision: dict[str, Any] = {"stop": False, "lr": plan[min(epoch, epochs - 1)] if plan else lr}
+        metrics = run_evaluation(model, val_loader, data, cfg, device).metrics  # the whole split on every rank
         if rank0:
-            metrics = run_evaluation(model, val_loader, data, cfg, device).metrics
             path = save_checkpoint(out_dir, model, classes=list(data.classes), config=cfg.to_dict(),
-                                   metrics={**metrics, "epoch": epoch, "split": cfg.eval_split}, parent=parent_sha)
+                                   metrics={**metrics, "epoch": epoch, "split": cfg.eval_split, "lr": lr,
+                                            "selection_rule": SELECTION_RULE}, parent=parent_sha)
             kept = path not in archive.add(path, epoch, metrics)  # a dominated epoch's file is deleted at once
-            history.append({"epoch": epoch, **metrics})
-            emit(TrainEvent("eval", epoch=epoch, epochs=cfg.epochs, progress=epoch / cfg.epochs,
+            history.append({"epoch": epoch, "lr": lr, **metrics})
+            emit(TrainEvent("eval", epoch=epoch, epochs=epochs, progress=epoch / epochs,
                             metrics=metrics, checkpoint=str(path) if kept else None))
-            stopped_early = bool(cfg.min_metric) and selection_point(metrics)[0] < cfg.min_metric
-        if dist_utils.broadcast_flag(stopped_early, device):
-            log.warning("stopping early: accuracy/F1 fell below %.3f", cfg.min_metric)
-            stopped_early = True
+            if cfg.min_metric and selection_point(metrics)[0] < cfg.min_metric:
+                decision.update(stop=True, reason=f"accuracy/F1 fell below {cfg.min_metric:.3f}")
+            elif adaptive is not None:
+                previous_best = adaptive.best_epoch
+                step = adaptive.after_epoch(metrics, elapsed_s=time.monotonic() - started,
+                                            epoch_s=time.monotonic() - epoch_started)
+                decision.update(stop=step.stop, lr=step.lr, rollback=step.rollback, reason=step.reason,
+                                new_best=adaptive.best_epoch != previous_best)
+        if dist_utils.is_distributed():
+            decision = dist_utils.all_gather_objects(decision)[0]  # rank 0 decides for every rank
+        if best_state is not None and decision.get("new_best"):
+            best_state = _snapshot(model)
+        if best_state is not None and decision.get("rollback"):
+            dist_utils.unwrap(train_model).load_state_dict(best_state)
+            log.info("epoch %d: %s", epoch, decision["reason"])
+        if decision["stop"]:
+            stop_reason = decision.get("reason", "")
+            stopped_early = epoch < epochs
+            log.info("stopping after epoch %d: %s", epoch, stop_reason)
             break
+        lr = decision["lr"]
         dist_utils.barrier()
-    best = archive.best(selection_point(base)[0] if base else None, cfg.select_tolerance) if rank0 else None
+    stop_reason = stop_reason or f"ran the {epochs} epochs"
+    best = archive.best(cfg.select_tolerance) if rank0 else None
     result = FineTuneResult(checkpoints=archive.front, best=best, base_metrics=base, history=history,
-                            seconds=time.monotonic() - started, stopped_early=stopped_early)
-    emit(TrainEvent("done", epoch=len(history), epochs=cfg.epochs, progress=1.0,
-                    metrics=best["metrics"] if best else {}, checkpoint=best["path"] if best else None))
+                            seconds=time.monotonic() - started, stopped_early=stopped_early, stop_reason=stop_reason,
+                            selection_rule=SELECTION_RULE)
+    emit(TrainEvent("done", epoch=len(history), epochs=epochs, progress=1.0,
+                    metrics=best["metrics"] if best else {}, checkpoint=best["path"] if best else None,
+                    message=f"stopped: {stop_reason}; selection: {SELECTION_RULE}"))
     return result
+
+
+def _snapshot(model: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of the model's state (the adaptive schedule's rollback target)."""
+    return {k: v.detach().clone() for k, v in dist_utils.unwrap(model).state_dict().items()}
 
 
 __all__ = ["TrainingCancelled", "fine_tune"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.train.config import TrainConfig
-from core.train.selection import ParetoArchive, selection_point
+from core.train.selection import ParetoArchive, decision_point, selection_point
 
 
 def test_config_round_trips_and_ignores_unknown_keys() -> None:
@@ -70,6 +70,29 @@ def test_best_prefers_localisation_within_accuracy_tolerance(tmp_path: Path) -> 
         path = tmp_path / f"{i}.pt"
         path.write_bytes(b"x")
         archive.add(path, i + 1, m)
-    assert archive.best(0.97, tolerance=0.02)["epoch"] == 2
-    assert archive.best(None, tolerance=0.02)["epoch"] == 1
-    assert archive.best(0.99, tolerance=0.0)["epoch"] == 1  # nothing within tolerance: best accuracy
+    assert archive.best(tolerance=0.02)["epoch"] == 2  # equal on accuracy (within 0.02): EPG decides
+    assert archive.best(tolerance=0.0)["epoch"] == 1  # no tolerance: the best accuracy
+
+
+def _grouped(worst: float, acc: float, epg: float) -> dict[str, float]:
+    return {"accuracy": acc, "worst_group_accuracy": worst, "epg": epg, "iou": 0.1, "multi_label": False}
+
+
+def test_best_is_decided_on_worst_group_first_never_on_epg_alone(tmp_path: Path) -> None:
+    # issue 13: a base at chance made "highest EPG within 0.02 of the base accuracy" pick the EPG-only checkpoint
+    archive = ParetoArchive()
+    runs = [_grouped(0.00, 0.50, 0.98), _grouped(0.62, 0.75, 0.40), _grouped(0.63, 0.70, 0.55),
+            _grouped(0.30, 0.80, 0.70)]
+    for i, m in enumerate(runs):
+        path = tmp_path / f"{i}.pt"
+        path.write_bytes(b"x")
+        archive.add(path, i + 1, m)
+    assert archive.best(tolerance=0.02)["epoch"] == 2  # worst group 0.62 ~ 0.63: accuracy decides
+    assert archive.best(tolerance=0.0)["epoch"] == 3  # strictly the best worst group
+    assert {e["epoch"] for e in archive.front} >= {2, 3}  # the front keeps decision-best checkpoints
+
+
+def test_decision_point_falls_back_to_f1_without_groups() -> None:
+    assert decision_point({"f1": 0.7, "accuracy": 0.2, "epg": 0.5, "multi_label": True,
+                           "worst_group_accuracy": None}) == (0.7, 0.7, 0.5)
+    assert decision_point(_grouped(0.4, 0.9, 0.3)) == (0.4, 0.9, 0.3)

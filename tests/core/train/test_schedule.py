@@ -1,0 +1,70 @@
+"""The adaptive schedule's decisions (core/train/schedule.py), from validation metrics alone."""
+
+from __future__ import annotations
+
+from core.train.schedule import AdaptiveSchedule
+
+
+def _m(worst: float, acc: float = 0.9, epg: float = 0.3) -> dict:
+    return {"accuracy": acc, "worst_group_accuracy": worst, "epg": epg, "multi_label": False}
+
+
+def _run(schedule: AdaptiveSchedule, scores: list[dict], epoch_s: float = 10.0) -> list:
+    decisions = []
+    for i, metrics in enumerate(scores):
+        decisions.append(schedule.after_epoch(metrics, elapsed_s=epoch_s * (i + 1), epoch_s=epoch_s))
+        if decisions[-1].stop:
+            break
+    return decisions
+
+
+def test_keeps_the_rate_while_improving_and_stops_when_saturated() -> None:
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=30)
+    schedule.start(_m(0.0, 0.5))
+    decisions = _run(schedule, [_m(0.6), _m(0.995), _m(0.995), _m(1.0)])
+    assert [d.lr for d in decisions[:2]] == [1e-4, 1e-4]
+    assert decisions[2].stop and "saturated" in decisions[2].reason and len(decisions) == 3
+
+
+def test_a_stall_raises_the_rate_then_stops_at_the_ceiling() -> None:
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=30)
+    schedule.start(_m(0.0, 0.5))
+    decisions = _run(schedule, [_m(0.0), _m(0.005), _m(0.0)])
+    assert decisions[0].lr == 1e-3 and not decisions[0].stop  # nothing moved at 1e-4: ten times faster
+    assert not decisions[1].stop  # judged on three evaluations
+    assert decisions[2].stop and "highest learning rate" in decisions[2].reason  # stalled at the ceiling
+    assert AdaptiveSchedule(lr=2e-3, max_epochs=3).max_lr == 2e-3  # a rate above the ceiling is never raised
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=30)
+    schedule.start(_m(0.0, 0.5))
+    decisions = _run(schedule, [_m(0.0), _m(0.3), _m(0.5), _m(0.505)])
+    assert [d.stop for d in decisions] == [False, False, False, True] and decisions[2].lr == 1e-3
+
+
+def test_a_collapse_rolls_back_and_lowers_the_rate_for_good() -> None:
+    schedule = AdaptiveSchedule(lr=1e-3, max_epochs=30, factor=10.0, max_lr=1e-3)
+    schedule.start(_m(0.0, 0.5))
+    decisions = _run(schedule, [_m(0.7), _m(0.3)])
+    assert decisions[1].rollback and decisions[1].lr < 1e-3 and schedule.best_epoch == 1
+    assert schedule.max_lr == decisions[1].lr  # never raised above the rate that held
+
+
+def test_explicit_epochs_cap_and_minimum_and_budget() -> None:
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=2)
+    schedule.start(_m(1.0, 1.0))  # already perfect: still runs the two epochs asked for
+    decisions = _run(schedule, [_m(1.0, 1.0), _m(1.0, 1.0), _m(1.0, 1.0)])
+    assert [d.stop for d in decisions] == [False, True] and decisions[0].lr == 1e-4  # no faster when saturated
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=30, budget_s=35.0)
+    schedule.start(_m(0.0, 0.5))
+    decisions = _run(schedule, [_m(0.2), _m(0.4), _m(0.6), _m(0.8)])  # 10 s per epoch: the 4th would end at 40 s
+    assert len(decisions) == 3 and decisions[-1].stop and "budget" in decisions[-1].reason
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=3, budget_s=5.0)  # a loaded machine: still the 3 asked for
+    schedule.start(_m(0.0, 0.5))
+    assert [d.stop for d in _run(schedule, [_m(0.2), _m(0.4), _m(0.6)], epoch_s=100.0)] == [False, False, True]
+
+
+def test_multi_label_without_groups_uses_f1_and_never_epg_alone() -> None:
+    schedule = AdaptiveSchedule(lr=1e-4, max_epochs=30)
+    schedule.start({"f1": 0.5, "multi_label": True, "epg": 0.1, "worst_group_accuracy": None})
+    same_f1_more_epg = {"f1": 0.5, "multi_label": True, "epg": 0.9, "worst_group_accuracy": None}
+    decisions = _run(schedule, [same_f1_more_epg])
+    assert schedule.log[0]["outcome"] == "stalled" and decisions[0].lr == 1e-3
