@@ -5,6 +5,7 @@ Usage::
     with EXPLAINERS["bcos"](model, layer="mid2") as explainer:
         out = explainer.attribute(images, targets, create_graph=True)  # logits (B, C), maps (B, h, w)
         maps = explainer(images, targets)                                # (B, H, W), no graph
+        multi = explainer.attribute_multi(images, [[0, 2], [1]])         # one forward per image, maps (P, h, w)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib
 import pkgutil
 
 from core import methods
-from core.explain.base import Attribution, Explainer, target_scores, upsample
+from core.explain.base import Attribution, Explainer, MultiAttribution, pairs_of, target_scores, upsample
 from core.explain.bcos_explainer import BcosExplainer
 from core.explain.gradcam import GradCAM
 from core.explain.intgrad import IntegratedGradients
@@ -30,9 +31,11 @@ __all__ = [
     "GradCAM",
     "InputXGradient",
     "IntegratedGradients",
+    "MultiAttribution",
     "bcos_colour",
     "colourise",
     "overlay_heatmap",
+    "pairs_of",
     "resolve_layer",
     "target_scores",
     "upsample",

@@ -3,11 +3,15 @@
 Attributions (SCIENCE.md §3): with ``f`` the feature map at the chosen layer and ``t_i`` the target of image
 ``i``, one forward pass gives the logits and ``f``; one batched ``torch.autograd.grad`` of ``Σ_i score_i``
 gives ``g = ∂ Σ_i score_i / ∂ f``; each algorithm combines ``f`` and ``g`` into a map ``(B, h, w)``.
+
+Several classes of one image (multi-label evaluation, the Compare view): :meth:`Explainer.attribute_multi`
+forwards each image once and runs one explanation backward per (image, class) on the retained graph.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
@@ -19,7 +23,7 @@ from torch.utils.hooks import RemovableHandle
 
 from core.explain.layers import resolve_layer
 
-__all__ = ["Attribution", "Explainer", "target_scores", "upsample"]
+__all__ = ["Attribution", "Explainer", "MultiAttribution", "pairs_of", "target_scores", "upsample"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,37 @@ class Attribution:
 
     logits: Tensor
     maps: Tensor
+
+
+@dataclass(frozen=True)
+class MultiAttribution:
+    """What :meth:`Explainer.attribute_multi` returns.
+
+    Attributes:
+        logits: ``(B, C)``, one forward per image.
+        maps: ``(P, h, w)`` raw attributions, one per (image, class) pair, in the order of ``pairs``.
+        pairs: ``(P, 2)`` long: image index, class index; image-major, classes in the order given.
+    """
+
+    logits: Tensor
+    maps: Tensor
+    pairs: Tensor
+
+
+def pairs_of(targets_per_image: Sequence[Sequence[int] | Tensor], device: torch.device | None = None) -> Tensor:
+    """``(P, 2)`` long (image index, class index) pairs, image-major, from one class list per image.
+
+    Tensors stay on their device (no host sync); plain lists are read on the host.
+    """
+    if targets_per_image and all(isinstance(c, Tensor) for c in targets_per_image):
+        tensors = [c.reshape(-1).long() for c in targets_per_image]  # type: ignore[union-attr]
+        device = device or tensors[0].device
+        classes = torch.cat([c.to(device) for c in tensors])
+        counts = torch.tensor([c.numel() for c in tensors], device=device)
+        images = torch.repeat_interleave(torch.arange(len(tensors), device=device), counts)
+        return torch.stack([images, classes], 1)
+    rows = [(i, int(c)) for i, classes in enumerate(targets_per_image) for c in classes]
+    return torch.tensor(rows, dtype=torch.long, device=device).view(-1, 2)
 
 
 def target_scores(logits: Tensor, targets: Tensor, *, contrast: bool = False) -> Tensor:
@@ -150,6 +185,67 @@ class Explainer:
             images, targets = usable_in_autograd(images), usable_in_autograd(targets)
             return self._attribute(images, targets, create_graph=False, contrast=contrast, graph_free=True)
 
+    def attribute_multi(self, images: Tensor, targets_per_image: Sequence[Sequence[int] | Tensor], *,
+                        contrast: bool = False) -> MultiAttribution:
+        """Explain several classes per image without a graph: one forward per image, one explanation backward
+        per (image, class) from the shared graph (``retain_graph``). Same values as :meth:`attribute_detached`
+        on the images repeated once per pair, at a fraction of the forwards.
+
+        Images are grouped by their number of classes ``k``; each group is forwarded once and backwarded ``k``
+        times (the ``j``-th backward explains every image's ``j``-th class).
+
+        Args:
+            images: ``(B, 3, H, W)``; never modified.
+            targets_per_image: ``B`` sequences of class indices (a sequence may be empty: logits only).
+            contrast: explain ``logit_t − max_{c≠t} logit_c`` instead of ``logit_t``.
+
+        Returns:
+            :class:`MultiAttribution`: detached ``logits (B, C)``, ``maps (P, h, w)``, ``pairs (P, 2)``.
+        """
+        if self._handle is None:
+            raise RuntimeError(f"use {type(self).__name__} as a context manager: `with explainer: ...`")
+        if images.ndim != 4 or len(targets_per_image) != images.shape[0]:
+            raise ValueError(f"need images (B, C, H, W) and one class list per image; got images "
+                             f"{tuple(images.shape)} and {len(targets_per_image)} class lists")
+        pairs = pairs_of(targets_per_image, images.device)
+        counts = [len(classes) for classes in targets_per_image]
+        with graph_free_block(), self._graph_free_context():
+            images = usable_in_autograd(images)
+            return self._attribute_multi(images, pairs, counts, contrast)
+
+    def _attribute_multi(self, images: Tensor, pairs: Tensor, counts: list[int], contrast: bool) -> MultiAttribution:
+        """Group images by class count; per group one forward, then one retained-graph backward per class slot."""
+        offsets = [0]
+        for count in counts:
+            offsets.append(offsets[-1] + count)
+        logits: Tensor | None = None
+        maps: Tensor | None = None
+        for k in sorted(set(counts)):
+            rows = [i for i, count in enumerate(counts) if count == k]
+            index = torch.tensor(rows, device=images.device)
+            if k == 0:
+                with torch.no_grad():
+                    group_logits = self.model(images[index])
+            else:
+                group_logits, feature = self._forward(images[index], graph_free=True)
+                starts = torch.tensor([offsets[i] for i in rows], device=images.device)
+                for j in range(k):
+                    score = self._score(group_logits, pairs[starts + j, 1], contrast)
+                    grad = self._gradient(score, feature, create_graph=False, retain_graph=j < k - 1)
+                    group_maps = self._combine(feature, grad).detach()  # (n_k, h, w)
+                    if maps is None:
+                        maps = group_maps.new_zeros((pairs.shape[0], *group_maps.shape[1:]))
+                    maps[starts + j] = group_maps
+            group_logits = group_logits.detach()
+            if logits is None:
+                logits = group_logits.new_empty((images.shape[0], group_logits.shape[1]))
+            logits[index] = group_logits
+        if logits is None:  # no images at all
+            logits = images.new_zeros((0, 0))
+        if maps is None:  # no pairs: an empty (0, 1, 1) stack
+            maps = images.new_zeros((0, 1, 1))
+        return MultiAttribution(logits=logits, maps=maps, pairs=pairs)
+
     def _graph_free_context(self) -> contextlib.AbstractContextManager[object]:
         """Entered around graph-free explanations; subclasses may make the model skip work nobody needs."""
         return contextlib.nullcontext()
@@ -177,9 +273,10 @@ class Explainer:
                 scores = torch.where(rows.to(scores.device), scores, torch.zeros_like(scores))
             return scores.sum()
 
-    def _gradient(self, score: Tensor, feature: Tensor, *, create_graph: bool) -> Tensor:
-        """``∂ score / ∂ feature``, same shape as ``feature``."""
-        (grad,) = torch.autograd.grad(score, feature, create_graph=create_graph)
+    def _gradient(self, score: Tensor, feature: Tensor, *, create_graph: bool, retain_graph: bool | None = None
+                  ) -> Tensor:
+        """``∂ score / ∂ feature``, same shape as ``feature`` (``retain_graph``: another backward follows)."""
+        (grad,) = torch.autograd.grad(score, feature, create_graph=create_graph, retain_graph=retain_graph)
         return grad
 
     def _combine(self, feature: Tensor, grad: Tensor) -> Tensor:

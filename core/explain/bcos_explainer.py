@@ -27,9 +27,10 @@ class BcosExplainer(Explainer):
 
     name = "bcos"
 
-    def _gradient(self, score: Tensor, feature: Tensor, *, create_graph: bool) -> Tensor:
+    def _gradient(self, score: Tensor, feature: Tensor, *, create_graph: bool, retain_graph: bool | None = None
+                  ) -> Tensor:
         with explanation_mode(self.model):
-            (grad,) = torch.autograd.grad(score, feature, create_graph=create_graph)
+            (grad,) = torch.autograd.grad(score, feature, create_graph=create_graph, retain_graph=retain_graph)
         return grad
 
     def _graph_free_context(self) -> contextlib.AbstractContextManager[object]:

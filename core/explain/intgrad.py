@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from core.explain.base import Attribution, Explainer
+from core.explain.base import Attribution, Explainer, MultiAttribution
 
 __all__ = ["IntegratedGradients"]
 
@@ -76,3 +76,22 @@ class IntegratedGradients(Explainer):
         with torch.set_grad_enabled(create_graph):
             maps = (feature * grad_sum).sum(dim=1) / m  # (B, h, w)
         return Attribution(logits=logits.detach() if graph_free else logits, maps=maps)
+
+    def _attribute_multi(self, images: Tensor, pairs: Tensor, counts: list[int], contrast: bool) -> MultiAttribution:
+        # Every step is a forward of its own, so there is no graph to share between classes: explain the
+        # images repeated once per pair (the logits of the α = 1 step serve the images).
+        out = (self._attribute(images[pairs[:, 0]], pairs[:, 1], create_graph=False, contrast=contrast,
+                               graph_free=True) if pairs.shape[0] else None)
+        first = [sum(counts[:i]) for i in range(len(counts))]
+        missing = [i for i, count in enumerate(counts) if count == 0]
+        with torch.no_grad():
+            extra = self.model(images[missing]) if missing else None
+        width = out.logits.shape[1] if out is not None else extra.shape[1] if extra is not None else 0
+        logits = images.new_zeros((images.shape[0], width))
+        covered = [i for i, count in enumerate(counts) if count]
+        if out is not None:
+            logits[covered] = out.logits[[first[i] for i in covered]].to(logits.dtype)
+        if extra is not None:
+            logits[missing] = extra.to(logits.dtype)
+        maps = out.maps.detach() if out is not None else images.new_zeros((0, 1, 1))
+        return MultiAttribution(logits=logits, maps=maps, pairs=pairs)
