@@ -28,6 +28,12 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+from common.cpus import thread_env  # noqa: E402
+
+# Before anything imports torch: OpenMP threads = the CPUs this process may use, waiting passively
+# (spinning threads on shared cores cost 2-40x; bench/RESULTS.md). The trainer subprocess inherits them.
+thread_env()
+
 from services.settings import Settings, env_default  # noqa: E402
 
 log = logging.getLogger("guidance")
