@@ -25,7 +25,7 @@ from services.checkpoints import resolve_checkpoint
 from services.database import Database, open_store, run_heartbeat_interval_s
 from services.datasets import project_train_data
 from services.errors import ConflictError
-from services.evaluation import evaluate_checkpoint
+from services.evaluation import announce_run_evaluations, evaluate_checkpoint, follow_run_evaluations
 from services.model_factory import is_fresh
 from services.models import checkpoint_file, model_device
 from services.runs import queue_run
@@ -87,12 +87,16 @@ class RunPlan:
 def evaluate_reference(settings: Settings, project: str, ref: str, *, split: str = "test",
                        attribution: str | None = None, layer: str = "input") -> dict[str, Any]:
     """`app.py evaluate`: evaluate checkpoint `ref` (id, file or 'active') of `project` on `split`, store
-    the per-image results, return the summary."""
-    with session_scope(open_store(settings)) as session:
-        proj = get_project(session, project)
-        checkpoint = resolve_checkpoint(session, settings, proj, ref)
-        return evaluate_checkpoint(session, settings, proj, checkpoint, split=split, attribution=attribution,
-                                   layer=layer)
+    the per-image results, return the summary. Under torchrun each rank evaluates a shard; rank 0 stores."""
+    dist_utils.init_from_env(model_device(settings))
+    try:
+        with session_scope(open_store(settings, upgrade_schema=dist_utils.is_rank0())) as session:
+            proj = get_project(session, project)
+            checkpoint = resolve_checkpoint(session, settings, proj, ref)
+            return evaluate_checkpoint(session, settings, proj, checkpoint, split=split, attribution=attribution,
+                                       layer=layer)
+    finally:
+        dist_utils.shutdown()
 
 
 def train_project(settings: Settings, *, project: str, overrides: dict[str, Any], base: str = "active",
@@ -135,9 +139,16 @@ def execute_run(settings: Settings, run_id: int, *, activate: bool = False, canc
     if not rank0:
         base = load_checkpoint(plan.base_path, map_location=model_device(settings),
                                expected_classes=list(plan.data.classes))
-        fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir / "unused",
-                  should_stop=cancel.is_set)
-        return TrainResult(run_id=run_id, status="succeeded")
+        status = "succeeded"
+        try:
+            fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir / "unused",
+                      should_stop=cancel.is_set)
+        except TrainingCancelled:
+            status = "cancelled"
+        # rank 0's before/after evaluations are sharded: take part in them
+        follow_run_evaluations(engine, settings, project_id=plan.project_id, base_id=plan.base_id,
+                               split=plan.eval_split, attribution=plan.config.attribution)
+        return TrainResult(run_id=run_id, status=status)
     with _heartbeats(engine, run_id):
         return _execute(engine, settings, plan, activate=activate, cancel=cancel, progress_bar=progress_bar)
 
@@ -225,6 +236,7 @@ def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: Fine
         common = {"run_id": plan.run_id, "status": status, "checkpoints": kept, "seconds": round(seconds, 2),
                   "error": error, "config": plan.config.to_dict()}
         if status != "succeeded" or result is None or result.best is None:
+            announce_run_evaluations(settings, None, evaluating=False)
             current = active_checkpoint(session, plan.project_id)
             return TrainResult(**common, active_checkpoint_id=current.id if current else None)
         best_path = Path(result.best["path"]).resolve()
@@ -237,6 +249,7 @@ def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: Fine
             return evaluate_checkpoint(session, settings, project, checkpoint, split=plan.eval_split,
                                        attribution=plan.config.attribution, layer=layer)
 
+        announce_run_evaluations(settings, best.id if best is not None else None, evaluating=True)
         before = measure(get_checkpoint(session, plan.base_id))
         after = measure(best) if best is not None else None
         if activate and best is not None:

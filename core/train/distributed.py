@@ -2,7 +2,8 @@
 
 NCCL on GPUs, gloo on CPU. The model is wrapped in DistributedDataParallel; the wrapper carries
 the model's explanation attributes (with the `module.` prefix) so explainers work through it and
-every forward goes through DDP. Only rank 0 evaluates and writes files or database rows.
+every forward goes through DDP. Every rank evaluates its shard and the rows are gathered
+(`all_gather_objects`, core/train/evaluate.py); only rank 0 writes files or database rows.
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def broadcast_int(value: int, device: torch.device) -> int:
     tensor = torch.tensor([value], device=backend_device, dtype=torch.long)
     dist.broadcast(tensor, src=0)
     return int(tensor.item())
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's picklable `obj`, indexed by rank, on every rank; `[obj]` when not distributed.
+
+    Collective: every rank must call it. Keep tensors on the CPU (they are pickled).
+    """
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def sampler(dataset: Dataset, *, shuffle: bool, seed: int) -> DistributedSampler | None:

@@ -1,15 +1,19 @@
 """Batched evaluation: classification metrics, EPG and IoU of the model's explanations, per group.
 
 Classification: accuracy (single-label, argmax) or micro F1 (multi-label, logit ≥ 0).
-Localisation (SCIENCE.md §5): EPG and IoU per (image, ground-truth class) pair that has at least
-one box of that class, averaged over pairs. Everything stays on the model's device; one host
-transfer per batch collects the per-image rows the compare view sorts on.
+Localisation (docs/science.md §5): EPG and IoU per (image, ground-truth class) pair that has at least
+one box of that class, averaged over pairs; a multi-label image is forwarded once for all its classes
+(`Explainer.attribute_multi`). Everything stays on the model's device until the end.
+
+Under torchrun every rank evaluates its shard of the split (the loader's DistributedSampler) and the
+per-image rows are gathered to every rank, so the metrics cover the whole split on each of them, as a
+single process would compute them; every rank must call `evaluate`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -18,6 +22,7 @@ from torch import Tensor, nn
 from core import metrics
 from core.explain import EXPLAINERS
 from core.guidance import boxes_to_masks
+from core.train import distributed as dist_utils
 
 
 @dataclass
@@ -44,47 +49,28 @@ class _Accumulator:
     iou: list[Tensor] = field(default_factory=list)
 
 
-def _pair_maps(explainer: Any, images: Tensor, pairs: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
-    """Explanations for (image, class) pairs without a graph: pairs (P, 2) long → maps (P, h, w), logits (P, C)."""
+def _multi_target(explainer: Any, images: Tensor, target: Tensor, chunk: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Every ground-truth (image, class) pair explained without a graph, each image forwarded once
+    (`attribute_multi`): `target (B, C)` multi-hot → pairs (P, 2) sorted by image, maps (P, h, w), logits (B, C)."""
+    classes = target.bool()
+    pairs = classes.nonzero()  # (P, 2): image index, class, sorted by image then class
+    per_image = torch.split(pairs[:, 1], classes.sum(1).tolist())  # one host sync per batch
     maps, logits = [], []
-    for start in range(0, pairs.shape[0], chunk):
-        part = pairs[start:start + chunk]
-        out = explainer.attribute_detached(images[part[:, 0]], part[:, 1])
-        maps.append(out.maps)
+    for start in range(0, images.shape[0], chunk):
+        out = explainer.attribute_multi(images[start:start + chunk], per_image[start:start + chunk])
         logits.append(out.logits)
-    if not maps:
-        return images.new_zeros((0, 1, 1)), images.new_zeros((0, 0))
-    return torch.cat(maps), torch.cat(logits)
+        if out.pairs.shape[0]:
+            maps.append(out.maps)
+    return pairs, torch.cat(maps) if maps else images.new_zeros((0, 1, 1)), torch.cat(logits)
 
 
-def _image_logits(model: nn.Module, images: Tensor, pairs: Tensor, pair_logits: Tensor) -> Tensor:
-    """Per-image logits (B, C) reusing the pair explanations' forwards: each image's first pair (pairs are
-    sorted by image); only images without any pair get a forward of their own."""
-    n = images.shape[0]
-    first = torch.ones(pairs.shape[0], dtype=torch.bool, device=pairs.device)
-    first[1:] = pairs[1:, 0] != pairs[:-1, 0]
-    covered = torch.zeros(n, dtype=torch.bool, device=images.device)
-    covered[pairs[first, 0]] = True
-    if bool(covered.all()):  # one host sync per batch
-        return pair_logits[first]
-    with torch.no_grad():
-        missing = model(images[~covered])
-    logits = missing.new_empty((n, missing.shape[1]))
-    logits[~covered] = missing
-    if pairs.shape[0]:
-        logits[pairs[first, 0]] = pair_logits[first].to(missing.dtype)
-    return logits
-
-
-def _localisation(model: nn.Module, explainer: Any, batch: dict[str, Tensor], multi_label: bool,
-                  chunk: int) -> tuple[Tensor, Tensor, Tensor]:
+def _localisation(explainer: Any, batch: dict[str, Tensor], multi_label: bool, chunk: int
+                  ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-image mean EPG and IoU over its ground-truth classes with boxes (NaN: no box); logits (B, C)."""
     images = batch["images"]
     n = images.shape[0]
-    if multi_label:  # one explanation per (image, class) pair; their forwards also give the images' logits
-        pairs = batch["target"].nonzero()  # (P, 2): image index, class, sorted by image
-        maps, pair_logits = _pair_maps(explainer, images, pairs, chunk)
-        logits = _image_logits(model, images, pairs, pair_logits)
+    if multi_label:  # one forward per image, one explanation backward per (image, class) pair
+        pairs, maps, logits = _multi_target(explainer, images, batch["target"], chunk)
     else:  # one pair per image: its label; the explanation's forward gives the logits
         pairs = torch.stack([torch.arange(n, device=images.device), batch["label"]], 1)
         attribution = explainer.attribute_detached(images, batch["label"])
@@ -145,14 +131,45 @@ def evaluate(
     try:
         with EXPLAINERS[attribution](model, layer=layer) as explainer:
             for batch in batches:
-                epg, iou, logits = _localisation(model, explainer, batch, multi_label, chunk)
+                epg, iou, logits = _localisation(explainer, batch, multi_label, chunk)
                 for name, value in (("logits", logits), ("targets", batch["target"]), ("labels", batch["label"]),
                                     ("groups", batch["group"]), ("keys", batch["key"]), ("epg", epg),
                                     ("iou", iou)):
                     getattr(acc, name).append(value.detach())
     finally:
         model.train(was_training)
+    if dist_utils.is_distributed():
+        acc = _gathered(acc)
     return _summarise(acc, multi_label, group_names)
+
+
+def _gathered(acc: _Accumulator) -> _Accumulator:
+    """Every rank's rows on every rank, in the split's order, each image once.
+
+    A DistributedSampler without shuffling gives rank `r` the images `r, r + W, r + 2W, …` and pads the
+    last round with the first images again; interleaving the ranks' rows restores the order, and keeping the
+    first row of each key drops the padding.
+    """
+    names = [f.name for f in fields(_Accumulator)]
+    local = {name: torch.cat(getattr(acc, name)).cpu() if getattr(acc, name) else None for name in names}
+    gathered = dist_utils.all_gather_objects(local)  # indexed by rank
+    world = len(gathered)
+    shards = [(r, shard) for r, shard in enumerate(gathered) if shard["keys"] is not None]
+    out = _Accumulator()
+    if not shards:
+        return out
+    position = torch.cat([torch.arange(shard["keys"].shape[0]) * world + r for r, shard in shards])
+    order = position.argsort()
+    keys = torch.cat([shard["keys"] for _, shard in shards])[order]
+    unique, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((unique.numel(),), keys.numel()).scatter_reduce(0, inverse, torch.arange(keys.numel()), "amin")
+    keep = torch.zeros(keys.numel(), dtype=torch.bool)
+    keep[first] = True  # the first row of each image; later ones are the sampler's padding
+    device = acc.logits[0].device if acc.logits else torch.device("cpu")
+    for name in names:
+        values = torch.cat([shard[name] for _, shard in shards])[order][keep]
+        getattr(out, name).append(values.to(device))
+    return out
 
 
 def _summarise(acc: _Accumulator, multi_label: bool, group_names: Sequence[str]) -> EvalResult:

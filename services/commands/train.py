@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -77,7 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def emit_json(payload: dict[str, Any]) -> None:
-    """The machine-readable result: one JSON object on the last line of stdout."""
+    """The machine-readable result: one JSON object on the last line of stdout (under torchrun, rank 0's only:
+    the other ranks' figures are the same gathered ones, and their lines would interleave)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
     sys.stdout.write(json.dumps(payload, default=str) + "\n")
     sys.stdout.flush()
 
