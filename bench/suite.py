@@ -1,0 +1,322 @@
+"""The shortcut benchmark suite (issue 13): does one click fix shortcuts beyond the demo?
+
+Four benchmarks (core/data/shortcuts.py): the demo (colour object, badge cue), shape (circle vs square, corner-square
+cue), texture (stripes vs dots, background cue, Waterbirds-like) and multilabel (3 textures, one badge per class).
+Per benchmark:
+
+- ``learn``: the object alone is learnable by the product's plain training — a new model (``bcos_small``) trained
+  without boxes on a copy of the training set whose cue carries no information (agrees on 50%), as
+  ``model new`` + ``train --lam 0 --lr 1e-3 --epochs N`` does; test accuracy / worst group per epoch.
+- ``baseline``: the same route on the real training set (cue agrees on 95%) must give a shortcut model
+  (test worst group ≤ 0.3, aligned accuracy ≥ 0.9). The demo's baseline is the shipped checkpoint.
+- ``guided`` / ``control``: the one click (``TrainConfig()`` with its adaptive schedule) from the baseline with the
+  boxes of 10% of the training images, and the λ = 0 control replaying the guided run's schedule (same steps, same
+  learning rates); test worst group, aligned accuracy, EPG (input layer, as ``evaluate``).
+- ``boxes``: the box budget (1%, 3%, 10%, 30%) and quality (dilated 25%, shifted by half the box) sweep.
+
+Prints one JSON object per run; ``--from-log bench/suite_runs.jsonl`` rebuilds the tables (and the plot with
+``--plot``) from kept lines. Slow: minutes per run on 2 CPU cores; never part of the test run.
+
+    python bench/suite.py --parts learn baseline guided --benchmarks shape --seeds 0
+    python bench/suite.py --from-log bench/suite_runs.jsonl [--plot docs/suite_boxes.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.bcos import build_model
+from core.data import ImageRecord
+from core.data.shortcuts import BENCHMARKS, ShortcutConfig, aligned_groups, generate_shortcut_dataset, shortcut_records
+from core.train import TrainConfig, load_checkpoint, save_checkpoint
+from core.train.evaluate import evaluate
+from core.train.fine_tune import fine_tune
+from core.train.loop import TrainData, build_loader, to_device
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_BASELINE = ROOT / "checkpoints" / "demo-baseline.pt"
+CACHE = Path(tempfile.gettempdir()) / "guidance-suite"
+ARCH = "bcos_small"
+# The product's plain route for a new model: `train --lam 0 --lr 1e-3 --epochs N` (fresh: norm statistics learn).
+PLAIN = {"lam": 0.0, "lr": 1e-3, "freeze_norm": "no"}
+BOX_VARIANTS: dict[str, dict[str, Any]] = {
+    "1% boxes": {"boxes": 0.01}, "3% boxes": {"boxes": 0.03}, "10% boxes": {"boxes": 0.10},
+    "30% boxes": {"boxes": 0.30}, "10% dilated 25%": {"boxes": 0.10, "box_dilation": 0.25},
+    "10% shifted": {"boxes": 0.10, "shift": 0.5},
+}
+log = logging.getLogger("bench.suite")
+
+
+def dataset(name: str, config: ShortcutConfig, cache: Path) -> Path:
+    """Generate (or reuse) benchmark ``name`` under ``cache``; one directory per config."""
+    tag = f"{name}-s{config.seed}-n{config.train_size}-a{config.train_aligned:g}"
+    directory = cache / "data" / tag
+    generate_shortcut_dataset(name, directory, config)
+    return directory
+
+
+def train_data(name: str, directory: Path, *, val_every: int = 1, train: list[ImageRecord] | None = None) -> TrainData:
+    """The benchmark as a project sees it: train (imported boxes), val with boxes, groups."""
+    bench = BENCHMARKS[name]
+    return TrainData(train=train if train is not None else shortcut_records(name, directory, "train"),
+                     val=shortcut_records(name, directory, "val")[::val_every], classes=list(bench.classes),
+                     image_size=64, multi_label=bench.multi_label, group_names=list(bench.groups))
+
+
+def test_metrics(name: str, model: torch.nn.Module, data: TrainData, test: list[ImageRecord]) -> dict[str, Any]:
+    """Accuracy (F1 for multi-label), worst group, aligned accuracy, EPG and IoU at the input (as `evaluate`)."""
+    loader = build_loader(test, data, 128, shuffle=False, seed=0)
+    result = evaluate(model.eval(), (to_device(b, torch.device("cpu")) for b in loader),
+                      multi_label=data.multi_label, group_names=list(data.group_names)).metrics
+    groups = result["group_accuracy"]
+    aligned = [groups[g] for g in aligned_groups(name) if g in groups]
+    keys = ("accuracy", "f1", "epg", "iou", "worst_group_accuracy")
+    return {**{k: result.get(k) for k in keys}, "aligned_accuracy": statistics.fmean(aligned), "group_accuracy": groups}
+
+
+def plain_training(name: str, directory: Path, epochs: int, seed: int, out: Path) -> tuple[torch.nn.Module, list]:
+    """`model new` + `train --lam 0 --lr 1e-3 --epochs N`: a new bcos_small trained without boxes; the last epoch."""
+    torch.manual_seed(seed)
+    model = build_model(ARCH, len(BENCHMARKS[name].classes))
+    cfg = TrainConfig().with_overrides(device="cpu", seed=seed, epochs=epochs, **PLAIN)
+    result = fine_tune(model, train_data(name, directory), cfg, out_dir=out)
+    return model, result.history
+
+
+def part_learn(name: str, seed: int, epochs: int, cache: Path) -> dict[str, Any]:
+    """Learnability: plain training on a cue-free copy of the training set; test metrics of the last epoch."""
+    directory = dataset(name, ShortcutConfig(seed=seed, train_aligned=0.5), cache)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as out:
+        model, history = plain_training(name, directory, epochs, seed, Path(out))
+    data = train_data(name, directory)
+    metrics = test_metrics(name, model, data, shortcut_records(name, directory, "test"))
+    curve = [round(h.get("worst_group_accuracy") or 0.0, 3) for h in history]
+    return {"part": "learn", "benchmark": name, "seed": seed, "epochs": epochs, "val_worst_group_curve": curve,
+            "seconds": round(time.monotonic() - started, 1), **metrics}
+
+
+def baseline_path(name: str, epochs: int, cache: Path) -> Path:
+    """Where the benchmark's baseline checkpoint lives (the demo's is the shipped one)."""
+    return DEMO_BASELINE if name == "demo" else cache / "baselines" / f"{name}-e{epochs}.pt"
+
+
+def part_baseline(name: str, epochs: int, cache: Path) -> dict[str, Any]:
+    """The shortcut baseline by the product's plain route on the real (95% aligned) training set, seed 0."""
+    directory = dataset(name, ShortcutConfig(), cache)
+    data = train_data(name, directory)
+    started = time.monotonic()
+    path = baseline_path(name, epochs, cache)
+    if name != "demo" and not path.exists():
+        with tempfile.TemporaryDirectory() as out:
+            model, _ = plain_training(name, directory, epochs, 0, Path(out))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = save_checkpoint(path.parent, model, classes=list(data.classes), config={"baseline_epochs": epochs})
+        written.replace(path)
+    metrics = test_metrics(name, load_checkpoint(path).model, data, shortcut_records(name, directory, "test"))
+    return {"part": "baseline", "benchmark": name, "epochs": epochs if name != "demo" else 4,
+            "seconds": round(time.monotonic() - started, 1), "shortcut": bool(
+                (metrics["worst_group_accuracy"] or 0) <= 0.3 and metrics["aligned_accuracy"] >= 0.9), **metrics}
+
+
+def _boxed_train(name: str, directory: Path, fraction: float, shift: float, seed: int) -> list[ImageRecord]:
+    """Training records with boxes on a seeded, stratified `fraction` of the images, optionally shifted."""
+    records = shortcut_records(name, directory, "train", boxes="all")
+    generator = torch.Generator().manual_seed(1000 + seed)
+    order = torch.randperm(len(records), generator=generator).tolist()
+    chosen = set(order[: max(1, round(fraction * len(records)))])
+    out = []
+    for i, r in enumerate(records):
+        if i not in chosen:
+            out.append(replace(r, boxes=(), box_labels=()))
+            continue
+        boxes = []
+        for x0, y0, x1, y1 in r.boxes:  # shift right/down by `shift` of the box size, clamped to the image
+            dx, dy = min(shift * (x1 - x0), 64 - x1), min(shift * (y1 - y0), 64 - y1)
+            boxes.append((x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+        out.append(replace(r, boxes=tuple(boxes)))
+    return out
+
+
+def one_click(name: str, seed: int, epochs: int, cache: Path, *, lam: float | None = None, boxes: float | None = None,
+              shift: float = 0.0, replay: list[float] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Fine-tune the baseline with `TrainConfig()` (+ overrides); test metrics of the checkpoint the rule selects.
+
+    `replay`: per-epoch learning rates of a guided run to repeat exactly (the control's "same schedule").
+    """
+    directory = dataset(name, ShortcutConfig(), cache)
+    train = _boxed_train(name, directory, boxes, shift, seed) if boxes is not None else None
+    data = train_data(name, directory, train=train)
+    model = load_checkpoint(baseline_path(name, epochs, cache)).model
+    cfg = TrainConfig().with_overrides(device="cpu", seed=seed, lam=lam, **overrides)
+    if replay is not None:
+        cfg = cfg.with_overrides(schedule="fixed", epochs=len(replay), lr=replay[0])
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as out:
+        result = fine_tune(model, data, cfg, out_dir=Path(out), lr_plan=replay)
+        chosen = load_checkpoint(Path(result.best["path"])).model if result.best else model
+        seconds = time.monotonic() - started
+    metrics = test_metrics(name, chosen, data, shortcut_records(name, directory, "test"))
+    return {"benchmark": name, "seed": seed, "seconds": round(seconds, 1), "lrs": [h.get("lr") for h in result.history],
+            "epochs_run": len(result.history), "best_epoch": result.best["epoch"] if result.best else 0,
+            "stop_reason": getattr(result, "stop_reason", ""), **metrics}
+
+
+def part_guided(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
+    """The one click and its λ = 0 control replaying the same schedule."""
+    guided = {"part": "guided", **one_click(name, seed, epochs, cache)}
+    control = {"part": "control", **one_click(name, seed, epochs, cache, lam=0.0, replay=guided["lrs"])}
+    return [guided, control]
+
+
+def part_boxes(name: str, seed: int, epochs: int, cache: Path, variants: list[str]) -> list[dict[str, Any]]:
+    """The box budget and quality sweep, each with the one click's schedule."""
+    rows = []
+    for variant in variants:
+        spec = dict(BOX_VARIANTS[variant])
+        row = one_click(name, seed, epochs, cache, boxes=spec.pop("boxes"), shift=spec.pop("shift", 0.0), **spec)
+        rows.append({"part": "boxes", "variant": variant, **row})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+
+def _cell(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean, spread = statistics.fmean(values), (max(values) - min(values)) / 2
+    return f"{mean:.3f} ± {spread:.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+def tables(rows: list[dict[str, Any]]) -> str:
+    """Markdown tables of every part found in `rows` (mean ± half-range over seeds)."""
+    out = []
+    learn = [r for r in rows if r["part"] == "learn"]
+    if learn:
+        out += ["| benchmark | arch | epochs | seed | test accuracy | worst group | val worst group by epoch | s |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in learn:
+            out.append(f"| {r['benchmark']} | {r.get('arch', ARCH)} | {r['epochs']} | {r['seed']} | "
+                       f"{r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['val_worst_group_curve']} | "
+                       f"{r['seconds']:.0f} |")
+        out.append("")
+    base = [r for r in rows if r["part"] == "baseline"]
+    if base:
+        out += ["| benchmark | baseline epochs | accuracy | worst group | aligned accuracy | EPG | shortcut model |",
+                "|---|---|---|---|---|---|---|"]
+        for r in base:
+            out.append(f"| {r['benchmark']} | {r['epochs']} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | "
+                       f"{r['aligned_accuracy']:.3f} | {r['epg']:.3f} | {'yes' if r['shortcut'] else 'no'} |")
+        out.append("")
+    runs = [r for r in rows if r["part"] in ("guided", "control")]
+    if runs:
+        keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "epochs_run", "seconds")
+        out += ["| benchmark | run | seeds | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
+        for name in dict.fromkeys(r["benchmark"] for r in runs):
+            for part in ("guided", "control"):
+                group = [r for r in runs if r["benchmark"] == name and r["part"] == part]
+                if group:
+                    out.append(f"| {name} | {part} | {len(group)} | "
+                               + " | ".join(_cell([r[k] for r in group]) for k in keys) + " |")
+        out.append("")
+    box = [r for r in rows if r["part"] == "boxes"]
+    if box:
+        keys = ("worst_group_accuracy", "aligned_accuracy", "epg")
+        out += ["| benchmark | boxes | seeds | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
+        for name in dict.fromkeys(r["benchmark"] for r in box):
+            for variant in BOX_VARIANTS:
+                group = [r for r in box if r["benchmark"] == name and r["variant"] == variant]
+                if group:
+                    out.append(f"| {name} | {variant} | {len(group)} | "
+                               + " | ".join(_cell([r[k] for r in group]) for k in keys) + " |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Worst group and EPG against the box budget, one line per benchmark (matplotlib PNG)."""
+    import matplotlib  # heavy and optional: only the plot needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budget = [v for v in BOX_VARIANTS if "%" in v and " " not in v.replace("% boxes", "")]
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name in dict.fromkeys(r["benchmark"] for r in rows if r["part"] == "boxes"):
+        xs, worst, epg = [], [], []
+        for variant in budget:
+            group = [r for r in rows if r["part"] == "boxes" and r["benchmark"] == name and r["variant"] == variant]
+            if group:
+                xs.append(BOX_VARIANTS[variant]["boxes"] * 100)
+                worst.append(statistics.fmean(r["worst_group_accuracy"] for r in group))
+                epg.append(statistics.fmean(r["epg"] for r in group))
+        axes[0].plot(xs, worst, marker="o", label=name)
+        axes[1].plot(xs, epg, marker="o", label=name)
+    for axis, title in zip(axes, ("test worst-group accuracy", "test EPG (input)")):
+        axis.set_xscale("log")
+        axis.set_xlabel("training images with boxes (%)")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> None:
+    """Run the chosen parts × benchmarks × seeds, printing JSON lines, then the tables (or rebuild from a log)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
+    parser.add_argument("--parts", nargs="+", default=["learn", "baseline", "guided", "boxes"],
+                        choices=["learn", "baseline", "guided", "boxes"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--learn-epochs", type=int, default=8)
+    parser.add_argument("--baseline-epochs", type=int, default=6)
+    parser.add_argument("--box-variants", nargs="+", default=list(BOX_VARIANTS), choices=list(BOX_VARIANTS))
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--from-log", type=Path, nargs="+", default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="write the box-budget plot (PNG) here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.from_log:
+        rows = [json.loads(line) for path in args.from_log for line in path.read_text().splitlines()
+                if line.startswith("{")]
+    else:
+        rows = []
+        torch.set_num_threads(1)
+
+        def emit(new: list[dict[str, Any]]) -> None:
+            for row in new:
+                print(json.dumps(row), flush=True)
+            rows.extend(new)
+
+        for name in args.benchmarks:
+            if "baseline" in args.parts:
+                emit([part_baseline(name, args.baseline_epochs, args.cache)])
+            if "learn" in args.parts:
+                emit([part_learn(name, seed, args.learn_epochs, args.cache) for seed in args.seeds[:1]])
+            for seed in args.seeds:
+                if "guided" in args.parts:
+                    emit(part_guided(name, seed, args.baseline_epochs, args.cache))
+                if "boxes" in args.parts:
+                    emit(part_boxes(name, seed, args.baseline_epochs, args.cache, args.box_variants))
+    print(tables(rows))
+    if args.plot:
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()
