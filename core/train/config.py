@@ -104,14 +104,15 @@ class TrainConfig:
                          minimum=0.0, maximum=1e4)
     lr: float = setting(1e-4, "Learning rate", "learning rate (Adam)", minimum=0.0, exclusive_minimum=True,
                         maximum=1.0)
-    # issue 13: the adaptive schedule decides how long within `budget_s`; `epochs` is then its cap
-    schedule: str = setting("adaptive", "Schedule", "adaptive: learning rate and stopping decided on the validation "
+    # "fixed" stays the default until the adaptive schedule is measured across the shortcut suite (issue 13,
+    # bench/suite.py): a default is only a default if it wins across kinds of shortcut
+    schedule: str = setting("fixed", "Schedule", "adaptive: learning rate and stopping decided on the validation "
                             "split (worst group, else accuracy/F1) within the time budget, epochs a cap; fixed: "
                             "exactly `epochs` epochs at `lr`", choices=SCHEDULE_CHOICES)
     budget_s: float = setting(300.0, "Time budget (s)", "adaptive schedule: no epoch starts that would end after this "
                               "many seconds of training (0: no limit; the first 3 epochs, or the cap, always run)",
                               minimum=0.0, maximum=1e7)
-    epochs: int = setting(30, "Epochs (at most)", "epochs: the cap of the adaptive schedule, the count of a fixed one",
+    epochs: int = setting(2, "Epochs", "epochs: the count of a fixed schedule, the cap of the adaptive one",
                           minimum=1, maximum=10_000)
     batch_size: int = setting(64, "Batch size", "batch size", minimum=1, maximum=4096)
     annotated_fraction: float = setting(1.0, "Annotated fraction used", "fraction of the training images with "

@@ -61,7 +61,7 @@ def test_guidance_beats_the_control_on_worst_group_and_epg(name: str, tmp_path: 
     def run(lam: float, lrs: list[float] | None = None) -> tuple[dict, list[float]]:
         model = build_model("bcos_small", len(data.classes))
         model.load_state_dict(torch.load(tmp_path / "baseline.pt", weights_only=True))
-        cfg = TrainConfig(lam=lam, epochs=4, budget_s=0.0, device="cpu")  # the one click, capped
+        cfg = TrainConfig(lam=lam, schedule="adaptive", epochs=4, budget_s=0.0, device="cpu")  # the candidate, capped
         result = fine_tune(model, data, cfg, out_dir=tmp_path / f"run-{lam}", lr_plan=lrs)
         chosen = load_checkpoint(Path(result.best["path"])).model
         return _metrics(chosen, data, test), [h["lr"] for h in result.history]
