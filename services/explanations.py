@@ -31,8 +31,8 @@ from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DISPLAY_SIZE = 256  # small images are shown upscaled to at least this many pixels wide
-RENDER_VERSION = 3  # bump when the pictures change: older cached pictures are then redrawn
+DISPLAY_SIZE = 384  # small images are shown upscaled to at least this many pixels wide (legend text stays legible)
+RENDER_VERSION = 4  # bump when the pictures change: older cached pictures are then redrawn
 MAP_MAX_SIDE = 2048  # larger images are explained into maps and pictures reduced by a power of two
 
 

@@ -152,6 +152,7 @@ def test_a_reload_mid_run_resumes_the_live_view(page, served: tuple[str, TinyPro
     expect(page.locator("#train-progress")).to_contain_text("elapsed")
     expect(page.locator("#train-progress")).to_contain_text("ETA 2:05")
     expect(page.locator("#start-training")).to_be_disabled()
+    expect(page.locator("#cancel-training")).to_be_enabled()
     with session_scope(tiny.deps.engine) as session:
         update_training_run(session, run_id, progress=0.5)  # a heartbeat
     write_run_progress(settings, run_id, {"step": 5, "steps_total": 10, "eta_s": 60, "losses": []})
@@ -160,6 +161,7 @@ def test_a_reload_mid_run_resumes_the_live_view(page, served: tuple[str, TinyPro
         update_training_run(session, run_id, status="cancelled", message="stopped by the test")
     expect(page.locator("#run-status")).to_have_text(f"run {run_id}: cancelled", timeout=10_000)
     expect(page.locator("#start-training")).to_be_enabled()
+    expect(page.locator("#cancel-training")).to_be_disabled()  # nothing to cancel
 
 
 def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no_active_run: None) -> None:

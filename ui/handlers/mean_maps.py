@@ -17,10 +17,9 @@ from ui.handlers.common import user_errors
 
 METHOD_CHOICES = [(m.label, m.name) for m in methods.METHODS.values()]
 CELL_CHOICES = [(f"row {r + 1}, column {c + 1}", f"{r},{c}") for r in range(GRID) for c in range(GRID)]
-EXPLAINER = ("Each image is explained for its own class; its positive evidence is turned into shares (they sum "
-             "to 1) and averaged. Red where the model's evidence lies on average: a hot spot in the same place "
-             "for every image of a class or group (a badge, a watermark, a border) is a shortcut. Click a cell of a "
-             "map to rank that map's images by how much they rely on it; the gallery shows them.")
+EXPLAINER = ("Each image's positive evidence for its own class, as shares, averaged: a hot spot that a whole class or "
+             "group shares (a badge, a watermark, a border) is a shortcut. Click a cell of a map to rank that map's "
+             "images by their evidence there.")
 
 
 def split_choices(deps: AppDeps, project: str | None) -> tuple[list[tuple[str, str]], str | None]:

@@ -22,10 +22,10 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
         # no floating labels on the pictures: they would cover the top-left corner, where shortcuts often sit
         with gr.Column():
             gr.Markdown("**Explanation overlay** (legend under the image)")
-            overlay = gr.Image(show_label=False, format="png", type="filepath", height=400, elem_id="overlay")
+            overlay = gr.Image(show_label=False, format="png", type="filepath", height=500, elem_id="overlay")
         with gr.Column():
             gr.Markdown(f"**{explain.COLOUR_LABEL}**")
-            colour = gr.Image(show_label=False, format="png", type="filepath", height=400, elem_id="colour")
+            colour = gr.Image(show_label=False, format="png", type="filepath", height=500, elem_id="colour")
         scores = gr.Label(label="Prediction", num_top_classes=5)
     inputs = [project, image_id, method, layer, klass, outline]
     outputs = [overlay, colour, scores, info]

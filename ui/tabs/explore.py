@@ -38,26 +38,27 @@ def build_explore_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
         wrong = gr.Checkbox(label="Wrong predictions only", scale=1)
         sort = gr.Dropdown(list(explore.SORT_LABELS), value="Name", label="Sort by", scale=2)
     with gr.Accordion("Where the model looks, on average", open=True, elem_id="mean-maps-section"):
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             mm_split = gr.Dropdown([], label="Split", elem_id="mean-split", scale=1, min_width=140)
             mm_method = gr.Dropdown([("the model's own", ""), *mean_maps.METHOD_CHOICES], value="", label="Method",
                                     elem_id="mean-method", scale=1, min_width=160)
             mm_show = gr.Button("Show mean maps", elem_id="mean-show", scale=1, min_width=140)
             mm_tile = gr.Dropdown([], value=None, label="Map", elem_id="mean-map", scale=2, min_width=200)
             cell = gr.Dropdown(mean_maps.CELL_CHOICES, value=None, label="Region (cell of its grid)",
-                               elem_id="mean-cell", scale=1, min_width=160)
+                               elem_id="mean-cell", scale=1, min_width=190)
             clear = gr.Button("Show all images", elem_id="mean-clear", scale=1, min_width=140)
         mm_status = gr.Markdown(elem_id="mean-status")
         # one picture, no floating label (it would cover the top-left corner, where shortcuts often sit)
-        overview = gr.Image(show_label=False, type="filepath", format="png", interactive=False, height=300,
+        overview = gr.Image(show_label=False, type="filepath", format="png", interactive=False, height=290,
                             elem_id="mean-maps", buttons=["fullscreen"])
         gr.Markdown(f"<small>{mean_maps.EXPLAINER}</small>")
-    with gr.Row():
-        prev_page = gr.Button("◀ Previous page", size="sm")
+    with gr.Row(equal_height=False):
+        prev_page = gr.Button("◀ Previous page", size="sm", scale=0, min_width=150)
         page = gr.Number(0, label="Page (0-based)", precision=0, minimum=0, visible=False)
-        summary = gr.Markdown(elem_id="gallery-summary")
-        next_page = gr.Button("Next page ▶", size="sm")
-    gallery = gr.Gallery(label="Images", columns=8, height=560, allow_preview=False, elem_id="gallery",
+        summary = gr.Markdown(elem_id="gallery-summary")  # takes the width the buttons leave
+        next_page = gr.Button("Next page ▶", size="sm", scale=0, min_width=150)
+    # no floating label: it would cover the first tile's top-left corner, where shortcuts often sit
+    gallery = gr.Gallery(show_label=False, columns=8, height=560, allow_preview=False, elem_id="gallery",
                          object_fit="contain", format="png")
     ids = gr.State([])
     region = gr.State(None)  # a mean-map cell's ranked images, or None: the filters decide

@@ -39,7 +39,7 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
                 "you can keep working while it runs.")
     with gr.Row():
         start = gr.Button("Fine-tune with recommended settings", variant="primary", elem_id="start-training")
-        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-training")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-training", interactive=False)
     with gr.Accordion("Advanced settings", open=False):
         advanced = []
         per_row = 4
@@ -65,10 +65,11 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     def poll(name: str, state: dict[str, Any] | None) -> tuple:
         bar, losses, metrics, history, active = finetune.poll_training(deps, name, state)
         curves = (gr.update(value=frame, visible=not frame.empty) for frame in (losses, metrics))  # no empty axes
-        return (bar, *curves, history, gr.Timer(active=active), gr.update(interactive=not active))
+        return (bar, *curves, history, gr.Timer(active=active), gr.update(interactive=not active),
+                gr.update(interactive=active))
 
     poll_inputs = [project, run_state]
-    poll_outputs = [progress, loss_plot, metric_plot, runs, timer, start]
+    poll_outputs = [progress, loss_plot, metric_plot, runs, timer, start, cancel]  # Cancel only while one runs
     # The button is disabled before the request is sent, so a double click starts one run; the poll that
     # follows enables it again when nothing runs (also after a refusal).
     started = start.click(lambda: gr.update(interactive=False), None, start, queue=False,
