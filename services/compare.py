@@ -19,7 +19,7 @@ from services.checkpoints import (
 )
 from services.database import Database
 from services.explain_requests import build_request
-from services.explanations import ExplainRequest
+from services.explanations import ExplainRequest, Explanation, ExplanationService
 from store.db import session_scope
 from store.models_runs import Checkpoint
 from store.projects import get_image
@@ -136,4 +136,16 @@ def compare_checkpoints(db: Database, project: str | None, before: Any, after: A
     return Comparison(info, info_a, info_b, eval_a, eval_b, matched, images, requests)
 
 
-__all__ = ["IMAGE_SORTS", "Comparison", "ImageChange", "compare_checkpoints"]
+def explain_pairs(explanations: ExplanationService, comparison: Comparison, method: str, layer: str
+                  ) -> list[tuple[Explanation, Explanation]]:
+    """Before|after explanations of the comparison's images: the class the "before" model predicts, explained
+    under both checkpoints. One multi-target pass per checkpoint (one forward per image), cached ones reused."""
+    if not comparison.pairs:
+        return []
+    before = explanations.explain_many([a for a, _ in comparison.pairs], method, layer, [None] * len(comparison.pairs))
+    classes = [[row[0].key.class_index] for row in before]
+    after = explanations.explain_many([b for _, b in comparison.pairs], method, layer, classes)
+    return [(a[0], b[0]) for a, b in zip(before, after)]
+
+
+__all__ = ["IMAGE_SORTS", "Comparison", "ImageChange", "compare_checkpoints", "explain_pairs"]

@@ -129,16 +129,7 @@ class ExplanationService:
 
     def explain(self, request: ExplainRequest, method: str, layer: str, class_index: int) -> Explanation:
         """The explanation of `class_index` for the request's image, from cache when available."""
-        if method not in EXPLAINERS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINERS)}")
-        if layer not in LAYER_NAMES:
-            raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYER_NAMES)}")
-        if not methods.METHODS[method].supports(layer):
-            where = ", ".join(methods.LAYERS[name].label for name in methods.METHODS[method].layers)
-            raise ValueError(f"{methods.METHODS[method].label} is not meaningful at the {methods.LAYERS[layer].label} "
-                             f"layer; use it at {where}")
-        if not 0 <= class_index < len(request.classes):
-            raise ValueError(f"class index {class_index} is out of range for {len(request.classes)} classes")
+        self.explain_check(request, method, layer, class_index)
         key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id, request.image_size)
         cached = self.cached(key)
         if cached is not None:
@@ -170,6 +161,105 @@ class ExplanationService:
         predicted = int(torch.argmax(logits))
         self._remember_prediction(key, predicted)
         return predicted
+
+    def explain_many(self, requests: Sequence[ExplainRequest], method: str, layer: str,
+                     classes: Sequence[Sequence[int] | None]) -> list[list[Explanation]]:
+        """Explanations of several images of one project under one checkpoint, several classes each (None: the
+        predicted class), cached ones reused. The missing ones come from one forward per image and one
+        explanation backward per (image, class) (`Explainer.attribute_multi`), the B-cos colour view included.
+
+        Returns:
+            Per request, its explanations in the order of its classes (one for None).
+        """
+        if len(requests) != len(classes):
+            raise ValueError(f"{len(requests)} images but {len(classes)} class lists: give one list per image")
+        if len({(r.checkpoint_sha, r.image_size) for r in requests}) > 1:
+            raise ValueError("explain_many takes images of one project under one checkpoint; call it per checkpoint")
+        for request, chosen in zip(requests, classes):
+            for class_index in chosen or ():
+                self.explain_check(request, method, layer, class_index)
+        with self._compute_lock:
+            wanted = self._with_predictions(requests, classes)
+            keys = [[ExplanationKey(r.checkpoint_sha, method, layer, c, r.image_id, r.image_size) for c in chosen]
+                    for r, chosen in zip(requests, wanted)]
+            found = {key: self.cached(key) for row in keys for key in row}
+            missing = [[key.class_index for key in row if found[key] is None] for row in keys]
+            todo = [i for i, row in enumerate(missing) if row]
+            if todo:
+                computed = self._compute_many([requests[i] for i in todo], method, layer, [missing[i] for i in todo])
+                for explanation in computed:
+                    self._remember(explanation)
+                    found[explanation.key] = explanation
+        return [[found[key] for key in row] for row in keys]  # type: ignore[misc]
+
+    def explain_check(self, request: ExplainRequest, method: str, layer: str, class_index: int) -> None:
+        """ValueError saying what to choose when `method`, `layer` or `class_index` cannot explain the request."""
+        if method not in EXPLAINERS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(EXPLAINERS)}")
+        if layer not in LAYER_NAMES:
+            raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYER_NAMES)}")
+        if not methods.METHODS[method].supports(layer):
+            where = ", ".join(methods.LAYERS[name].label for name in methods.METHODS[method].layers)
+            raise ValueError(f"{methods.METHODS[method].label} is not meaningful at the {methods.LAYERS[layer].label} "
+                             f"layer; use it at {where}")
+        if not 0 <= class_index < len(request.classes):
+            raise ValueError(f"class index {class_index} is out of range for {len(request.classes)} classes")
+
+    def _with_predictions(self, requests: Sequence[ExplainRequest], classes: Sequence[Sequence[int] | None]
+                          ) -> list[list[int]]:
+        """`classes` with None replaced by the predicted class: remembered, or one batched forward of the rest."""
+        wanted: list[list[int] | None] = []
+        for request, chosen in zip(requests, classes):
+            key = (request.checkpoint_sha, request.image_id, request.image_size)
+            with self._lock:
+                known = self._predicted.get(key)
+            wanted.append(list(chosen) if chosen is not None else [known] if known is not None else None)
+        unknown = [i for i, chosen in enumerate(wanted) if chosen is None]
+        if unknown:
+            model, device = self._model(requests[0])
+            batch = images_to_batch([load_rgb(requests[i].image_path) for i in unknown],
+                                    requests[0].image_size).to(device)  # (U, 3, S, S)
+            with torch.no_grad():
+                predicted = model(batch).argmax(1).tolist()
+            for i, c in zip(unknown, predicted):
+                self._remember_prediction((requests[i].checkpoint_sha, requests[i].image_id, requests[i].image_size),
+                                          int(c))
+                wanted[i] = [int(c)]
+        return [chosen or [] for chosen in wanted]
+
+    def _model(self, request: ExplainRequest) -> tuple[torch.nn.Module, torch.device]:
+        device = model_device(self.settings)
+        loaded = self.models.get(checkpoint_file(self.settings, request.checkpoint_path), device,
+                                 expected_classes=request.classes)
+        return loaded.model, device
+
+    def _compute_many(self, requests: Sequence[ExplainRequest], method: str, layer: str,
+                      classes: Sequence[Sequence[int]]) -> list[Explanation]:
+        """Explain `classes[i]` of `requests[i]` in one multi-target pass; write each result like `_compute`."""
+        model, device = self._model(requests[0])
+        rgbs = [load_rgb(r.image_path) for r in requests]  # (H, W, 3) uint8, original sizes
+        batch = images_to_batch(rgbs, requests[0].image_size).to(device)  # (N, 3, S, S)
+        colour_view = methods.METHODS[method].colour_view and getattr(model, "is_bcos", False)
+        with EXPLAINERS[method](model, layer=layer) as explainer:
+            out = explainer.attribute_multi(batch, classes, keep_gradients=colour_view and layer == "input")
+            weights = out.gradients  # at the input: the colour view's W(x), from the same backward
+            if colour_view and weights is None:
+                weights = explainer.weights(batch[out.pairs[:, 0]], out.pairs[:, 1])
+        results = []
+        for p, (i, class_index) in enumerate(out.pairs.tolist()):
+            request, rgb = requests[i], rgbs[i]
+            scale = map_scale(rgb.shape[1], rgb.shape[0])
+            if scale < 1:  # a huge photo: maps and pictures at a browser-friendly size
+                rgb = cv2.resize(rgb, (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale))),
+                                 interpolation=cv2.INTER_AREA)
+            amap = upsample(out.maps[p:p + 1], (rgb.shape[0], rgb.shape[1]))[0].cpu().numpy()  # (H, W)
+            colour = bcos_colour(weights[p], batch[i]) if weights is not None and weights.shape[1] == 6 else None
+            logits = out.logits[i].float().cpu()
+            probs = torch.sigmoid(logits) if request.multi_label else torch.softmax(logits, 0)
+            key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id,
+                                 request.image_size)
+            results.append(self._write(key, rgb, amap, colour, request.classes, probs, logits, scale))
+        return results
 
     def _remember_prediction(self, key: tuple[str, int, int], predicted: int) -> None:
         with self._lock:

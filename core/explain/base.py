@@ -47,11 +47,14 @@ class MultiAttribution:
         logits: ``(B, C)``, one forward per image.
         maps: ``(P, h, w)`` raw attributions, one per (image, class) pair, in the order of ``pairs``.
         pairs: ``(P, 2)`` long: image index, class index; image-major, classes in the order given.
+        gradients: ``(P, K, h, w)`` the explained score's gradient at the layer per pair (``keep_gradients``;
+            B-cos at the input: the dynamic-linear weights ``W(x)`` of the colour view), else None.
     """
 
     logits: Tensor
     maps: Tensor
     pairs: Tensor
+    gradients: Tensor | None = None
 
 
 def pairs_of(targets_per_image: Sequence[Sequence[int] | Tensor], device: torch.device | None = None) -> Tensor:
@@ -186,7 +189,7 @@ class Explainer:
             return self._attribute(images, targets, create_graph=False, contrast=contrast, graph_free=True)
 
     def attribute_multi(self, images: Tensor, targets_per_image: Sequence[Sequence[int] | Tensor], *,
-                        contrast: bool = False) -> MultiAttribution:
+                        contrast: bool = False, keep_gradients: bool = False) -> MultiAttribution:
         """Explain several classes per image without a graph: one forward per image, one explanation backward
         per (image, class) from the shared graph (``retain_graph``). Same values as :meth:`attribute_detached`
         on the images repeated once per pair, at a fraction of the forwards.
@@ -198,6 +201,7 @@ class Explainer:
             images: ``(B, 3, H, W)``; never modified.
             targets_per_image: ``B`` sequences of class indices (a sequence may be empty: logits only).
             contrast: explain ``logit_t − max_{c≠t} logit_c`` instead of ``logit_t``.
+            keep_gradients: also return each pair's gradient at the layer (not every explainer can).
 
         Returns:
             :class:`MultiAttribution`: detached ``logits (B, C)``, ``maps (P, h, w)``, ``pairs (P, 2)``.
@@ -211,15 +215,17 @@ class Explainer:
         counts = [len(classes) for classes in targets_per_image]
         with graph_free_block(), self._graph_free_context():
             images = usable_in_autograd(images)
-            return self._attribute_multi(images, pairs, counts, contrast)
+            return self._attribute_multi(images, pairs, counts, contrast, keep_gradients)
 
-    def _attribute_multi(self, images: Tensor, pairs: Tensor, counts: list[int], contrast: bool) -> MultiAttribution:
+    def _attribute_multi(self, images: Tensor, pairs: Tensor, counts: list[int], contrast: bool,
+                         keep_gradients: bool = False) -> MultiAttribution:
         """Group images by class count; per group one forward, then one retained-graph backward per class slot."""
         offsets = [0]
         for count in counts:
             offsets.append(offsets[-1] + count)
         logits: Tensor | None = None
         maps: Tensor | None = None
+        gradients: Tensor | None = None
         for k in sorted(set(counts)):
             rows = [i for i, count in enumerate(counts) if count == k]
             index = torch.tensor(rows, device=images.device)
@@ -236,6 +242,10 @@ class Explainer:
                     if maps is None:
                         maps = group_maps.new_zeros((pairs.shape[0], *group_maps.shape[1:]))
                     maps[starts + j] = group_maps
+                    if keep_gradients:
+                        if gradients is None:
+                            gradients = grad.new_zeros((pairs.shape[0], *grad.shape[1:]))
+                        gradients[starts + j] = grad.detach()
             group_logits = group_logits.detach()
             if logits is None:
                 logits = group_logits.new_empty((images.shape[0], group_logits.shape[1]))
@@ -244,7 +254,7 @@ class Explainer:
             logits = images.new_zeros((0, 0))
         if maps is None:  # no pairs: an empty (0, 1, 1) stack
             maps = images.new_zeros((0, 1, 1))
-        return MultiAttribution(logits=logits, maps=maps, pairs=pairs)
+        return MultiAttribution(logits=logits, maps=maps, pairs=pairs, gradients=gradients)
 
     def _graph_free_context(self) -> contextlib.AbstractContextManager[object]:
         """Entered around graph-free explanations; subclasses may make the model skip work nobody needs."""

@@ -77,9 +77,11 @@ class IntegratedGradients(Explainer):
             maps = (feature * grad_sum).sum(dim=1) / m  # (B, h, w)
         return Attribution(logits=logits.detach() if graph_free else logits, maps=maps)
 
-    def _attribute_multi(self, images: Tensor, pairs: Tensor, counts: list[int], contrast: bool) -> MultiAttribution:
+    def _attribute_multi(self, images: Tensor, pairs: Tensor, counts: list[int], contrast: bool,
+                         keep_gradients: bool = False) -> MultiAttribution:
         # Every step is a forward of its own, so there is no graph to share between classes: explain the
-        # images repeated once per pair (the logits of the α = 1 step serve the images).
+        # images repeated once per pair (the logits of the α = 1 step serve the images). No single gradient
+        # stands for the path, so `keep_gradients` gives none.
         out = (self._attribute(images[pairs[:, 0]], pairs[:, 1], create_graph=False, contrast=contrast,
                                graph_free=True) if pairs.shape[0] else None)
         first = [sum(counts[:i]) for i in range(len(counts))]

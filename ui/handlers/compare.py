@@ -9,16 +9,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pandas as pd
 
 from core import methods
+from core.data import ImageLoadError
+from core.train import CheckpointError
 from services import checkpoints
 from services import compare as comparison
 from services.checkpoints import EvaluationInfo
 from services.compare import ImageChange
 from ui.deps import AppDeps
 from ui.handlers.common import safe_file_stem, user_errors
-from ui.handlers.explain import compute
 
 # Before|after pictures use the model's own explanation at the input, where a person reads them.
 COMPARED_METHOD = methods.default_method(is_bcos=True)
@@ -84,11 +86,14 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
     measured = _measured_note(result.evaluation_before, result.evaluation_after, result.matched)
     images = _image_rows(result.images)
     pairs: list[tuple[str, str]] = []
-    for req_a, req_b in result.pairs:
-        ex_a = compute(deps, req_a, COMPARED_METHOD, "input", "")
-        ex_b = deps.explanations.explain(req_b, ex_a.key.method, ex_a.key.layer, ex_a.key.class_index)
-        pairs += [(str(ex_a.overlay_path), f"#{req_a.image_id} before"), (str(ex_b.overlay_path),
-                                                                          f"#{req_b.image_id} after")]
+    try:
+        with user_errors():  # one multi-target pass per checkpoint, not one per image
+            explained = comparison.explain_pairs(deps.explanations, result, COMPARED_METHOD, "input")
+    except (CheckpointError, ImageLoadError) as exc:
+        raise gr.Error(f"Cannot explain these images: {exc}") from exc
+    for ex_a, ex_b in explained:
+        pairs += [(str(ex_a.overlay_path), f"#{ex_a.key.image_id} before"), (str(ex_b.overlay_path),
+                                                                             f"#{ex_b.key.image_id} after")]
     note = (f"Before **#{result.before.id}** vs after **#{result.after.id}** · {len(images)} images evaluated by "
             f"both{measured}." if len(images) else "_Per-image results need `python app.py evaluate --checkpoint ID` "
             f"for both checkpoints (the metric table uses the latest evaluation of each)._{measured}")

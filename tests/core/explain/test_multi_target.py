@@ -44,6 +44,16 @@ def test_multi_target_maps_equal_the_per_pair_maps(method: str, layer: str, cont
     torch.testing.assert_close(multi.logits, plain.logits, rtol=0, atol=0)  # every image, also the one without pairs
 
 
+def test_kept_gradients_at_the_input_are_the_bcos_colour_weights() -> None:
+    model, images = _model(), _images()
+    pairs = pairs_of(TARGETS)
+    with EXPLAINERS["bcos"](model, layer="input") as explainer:
+        multi = explainer.attribute_multi(images, TARGETS, keep_gradients=True)
+        weights = explainer.weights(images[pairs[:, 0]], pairs[:, 1])
+    assert multi.gradients is not None and multi.gradients.shape == weights.shape
+    torch.testing.assert_close(multi.gradients, weights, rtol=0, atol=0)
+
+
 def test_each_image_is_forwarded_once_and_each_pair_backwarded_once() -> None:
     model, images = _model(), _images()
     calls, handle = _forward_count(model)
