@@ -3,14 +3,17 @@
 On a fresh data dir `python app.py` (or `python app.py demo`) generates the data set into
 `<data dir>/demo/`, imports it as project "demo" (labels, groups, imported boxes on ≤10% of the
 training images, ground-truth boxes on val/test) and registers the shipped baseline checkpoint
-`checkpoints/demo-baseline.pt` as the active model.
+`checkpoints/demo-baseline.pt` as the active model. The server does it in the background
+(`demo_preparation(...).start(...)`) while its page shows the progress.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +28,12 @@ from services.database import Database
 from services.datasets import project_train_data
 from services.evaluation import evaluate_checkpoint
 from services.settings import Settings
-from store.boxes import add_box
 from store.db import session_scope
+from store.io.apply import apply_plan
+from store.io.plan import ImportPlan, ImportSummary, PlannedBox, PlannedImage
 from store.models import Project
 from store.paths import stored_path
-from store.projects import (
-    ImageInput,
-    add_images,
-    create_project,
-    get_project,
-    list_classes,
-    list_projects,
-    set_image_labels,
-)
+from store.projects import create_project, get_project, list_projects
 from store.runs import active_checkpoint, register_checkpoint
 
 log = logging.getLogger(__name__)
@@ -53,12 +49,91 @@ def demo_dir(settings: Settings) -> Path:
     return settings.data_dir / "demo"
 
 
-def ensure_demo(engine: Database, settings: Settings, *, only_if_empty: bool = True, evaluate: bool = True) -> bool:
+@dataclass(frozen=True)
+class DemoStatus:
+    """Where building the demo project stands: `stage` is "images" (`done`/`total` written), "import",
+    "evaluate" (the project is usable; its baseline is being evaluated), "ready" or "failed" (`error`)."""
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        """The project exists with its images, boxes and model."""
+        return self.stage in ("evaluate", "ready")
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will happen."""
+        return self.stage in ("ready", "failed")
+
+    def text(self) -> str:
+        """One line for people, e.g. "Preparing the demo: 1,200/3,200 images…"."""
+        if self.stage == "images":
+            return f"Preparing the demo: {self.done:,}/{self.total:,} images…" if self.total else \
+                "Preparing the demo: starting…"
+        if self.stage == "import":
+            return f"Preparing the demo: importing {self.total:,} images, labels and boxes…"
+        if self.stage == "evaluate":
+            return "The demo is ready. Evaluating its baseline on the test split (the EPG sort and Compare need it)…"
+        if self.stage == "failed":
+            return f"Could not prepare the demo ({self.error}); run `python app.py demo` to see why."
+        return f"The demo is ready ({self.seconds:.0f} s)."
+
+
+class DemoPreparation:
+    """Progress of building the demo project in the background; one per server, read by every page."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._status = DemoStatus("images")
+
+    def update(self, stage: str, done: int = 0, total: int = 0, error: str = "") -> None:
+        """Record a new stage or count (thread-safe)."""
+        with self._lock:
+            self._status = DemoStatus(stage, done, total, error, time.monotonic() - self._started)
+
+    def status(self) -> DemoStatus:
+        """The latest status (a frozen copy)."""
+        with self._lock:
+            return self._status
+
+    def start(self, engine: Database, settings: Settings) -> threading.Thread:
+        """Build the demo project in a background thread (a failure is logged and shown, never raised)."""
+        thread = threading.Thread(target=self._run, args=(engine, settings), name="prepare-demo", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self, engine: Database, settings: Settings) -> None:
+        try:
+            if not ensure_demo(engine, settings, only_if_empty=True, preparation=self):
+                self.update("ready")  # a project appeared meanwhile: nothing to prepare
+            log.info("the demo project is ready: %.1f s after the server started", self.status().seconds)
+        except Exception as exc:  # the server keeps serving; the page says what failed
+            log.exception("could not create the demo project; serving without it (try `python app.py demo`)")
+            self.update("failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def demo_preparation(engine: Database, settings: Settings) -> DemoPreparation | None:
+    """A (not yet started) preparation of the demo project when the database has no project; None otherwise."""
+    with session_scope(engine) as session:
+        names = {p.name for p in list_projects(session)}
+    if DEMO_PROJECT in names:
+        warn_if_outdated(settings)
+    return None if names else DemoPreparation()
+
+
+def ensure_demo(engine: Database, settings: Settings, *, only_if_empty: bool = True, evaluate: bool = True,
+                preparation: DemoPreparation | None = None) -> bool:
     """Create the demo project unless it exists (or, with `only_if_empty`, unless any project exists).
 
     With `evaluate`, the baseline is also evaluated on the test split (seconds), so a new user's gallery
     sorts by EPG, finds wrong predictions and has a "before" to compare with from the first page.
-    Returns True when it was created now.
+    `preparation` receives the progress. Returns True when it was created now.
     """
     with session_scope(engine) as session:
         names = {p.name for p in list_projects(session)}
@@ -66,9 +141,13 @@ def ensure_demo(engine: Database, settings: Settings, *, only_if_empty: bool = T
         warn_if_outdated(settings)
     if DEMO_PROJECT in names or (only_if_empty and names):
         return False
-    create_demo_project(engine, settings)
+    create_demo_project(engine, settings, preparation=preparation)
     if evaluate:
+        if preparation is not None:
+            preparation.update("evaluate")
         evaluate_demo_baseline(engine, settings)
+    if preparation is not None:
+        preparation.update("ready")
     return True
 
 
@@ -107,46 +186,47 @@ def evaluate_demo_baseline(engine: Database, settings: Settings) -> None:
 
 
 def create_demo_project(engine: Database, settings: Settings, *, config: Any = None,
-                        baseline: Path | None = SHIPPED_BASELINE) -> None:
-    """Generate the demo images (seconds) and import them with labels, groups, boxes and the baseline.
+                        baseline: Path | None = SHIPPED_BASELINE, preparation: DemoPreparation | None = None) -> None:
+    """Generate the demo images (seconds, in parallel) and import them with labels, groups, boxes and the baseline.
 
     `config` is a `core.data.SyntheticConfig` (default: the shipped demo's); `baseline` the
-    checkpoint registered as active (None: none).
+    checkpoint registered as active (None: none); `preparation` receives the progress.
     """
     directory = demo_dir(settings)
-    generate_demo_dataset(directory, config)
+    on_progress = (lambda done, total: preparation.update("images", done, total)) if preparation else None
+    generate_demo_dataset(directory, config, on_progress=on_progress)
     manifest = load_manifest(directory)
+    if preparation is not None:
+        preparation.update("import", total=len(manifest["images"]))
     with session_scope(engine) as session:
         project = create_project(session, name=DEMO_PROJECT, task="single_label", image_size=manifest["image_size"],
                                  classes=manifest["classes"])
-        counts = _import_images(session, settings, project, directory, manifest)
+        summary = _import_images(session, settings, directory, manifest)
         if baseline is not None and baseline.exists():
             register_baseline(session, settings, project, baseline)
         elif baseline is not None:
             log.warning("no shipped baseline at %s: train one with `python app.py demo --train-baseline`",
                         SHIPPED_BASELINE)
-    log.info("created the demo project: %d images, %d boxes (%d imported on train images)", *counts)
+    imported = sum(1 for e in manifest["images"] if e["split"] == "train" and e["imported_box"])
+    log.info("created the demo project: %d images, %d boxes (%d imported on train images)", summary.images_added,
+             summary.boxes_added, imported)
 
 
-def _import_images(session: Session, settings: Settings, project: Project, directory: Path,
-                   manifest: dict[str, Any]) -> tuple[int, int, int]:
-    size = manifest["image_size"]
-    entries = manifest["images"]
-    inputs = [ImageInput(path=stored_path(directory / e["file"], settings.data_dir),
-                         sha256=_sha256(directory / e["file"]), width=size, height=size, split=e["split"],
-                         group=e["group"]) for e in entries]
-    images = [image for image, _ in add_images(session, project_id=project.id, images=inputs)]
-    names = [c.name for c in list_classes(session, project.id)]
-    boxes = imported = 0
-    for entry, image in zip(entries, images):
-        set_image_labels(session, image_id=image.id, class_names=[names[entry["label"]]])
-        if entry["split"] != "train" or entry["imported_box"]:  # user-style boxes on ≤10% of train
-            x0, y0, x1, y1 = (float(v) for v in entry["box"])
-            add_box(session, image_id=image.id, label=names[entry["label"]], x0=x0, y0=y0, x1=x1, y1=y1,
-                    author=DEMO_AUTHOR, source="imported")
-            boxes += 1
-            imported += entry["split"] == "train"
-    return len(images), boxes, imported
+def _import_images(session: Session, settings: Settings, directory: Path, manifest: dict[str, Any]) -> ImportSummary:
+    """The demo images as one bulk import (the importers' `apply_plan`): labels, groups, user-style boxes on the
+    flagged ≤10% of train, ground-truth boxes on val/test."""
+    names = manifest["classes"]
+
+    def boxes(entry: dict[str, Any]) -> list[PlannedBox]:
+        if entry["split"] == "train" and not entry["imported_box"]:
+            return []
+        x0, y0, x1, y1 = (float(v) for v in entry["box"])
+        return [PlannedBox(names[entry["label"]], x0, y0, x1, y1, where=entry["file"])]
+
+    planned = [PlannedImage(file=directory / e["file"], split=e["split"], group=e["group"], labels=[names[e["label"]]],
+                            boxes=boxes(e)) for e in manifest["images"]]
+    plan = ImportPlan(task="single_label", classes=list(names), images=planned, root=directory)
+    return apply_plan(session, plan, project_name=DEMO_PROJECT, data_dir=settings.data_dir, author=DEMO_AUTHOR)
 
 
 def register_baseline(session: Session, settings: Settings, project: Project, path: Path) -> int:
@@ -156,10 +236,6 @@ def register_baseline(session: Session, settings: Settings, project: Project, pa
                                      sha256=file_sha256(path), arch=arch, note="demo baseline",
                                      activate=True)
     return checkpoint.id
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_baseline(engine: Database, settings: Settings, *, out: Path, steps: int, lr: float, seed: int) -> Path:

@@ -13,9 +13,11 @@ from typing import Any
 
 import gradio as gr
 
+from services.demo import DemoPreparation
 from services.settings import MAX_UPLOAD_BYTES, Settings
 from ui.deps import AppDeps, build_deps
 from ui.handlers import explore
+from ui.preparing import build_preparing_banner
 from ui.tabs.annotate import LABEL_SYNC_JS, build_annotate_tab
 from ui.tabs.compare import build_compare_tab
 from ui.tabs.explain import build_explain_tab
@@ -68,8 +70,9 @@ KEYS_JS = """
 """ + LABEL_SYNC_JS
 
 
-def build_demo(deps: AppDeps) -> gr.Blocks:
-    """The whole app for one server; per-user values live in `gr.State`, shared services in `deps`."""
+def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Blocks:
+    """The whole app for one server; per-user values live in `gr.State`, shared services in `deps`.
+    `preparing`: the demo project being built in the background (first start): the page shows its progress."""
     names = explore.project_names(deps)
     with gr.Blocks(title="Guidance Studio", analytics_enabled=False) as demo:
         with gr.Row(equal_height=True):
@@ -80,6 +83,7 @@ def build_demo(deps: AppDeps) -> gr.Blocks:
             # A callable initial value: with a plain None the frontend shows "0" (gradio issue #6728).
             image_id = gr.Number(lambda: None, label="Selected image id", precision=0, elem_id="image-id", scale=1,
                                  min_width=160, placeholder="pick an image in Explore")
+        build_preparing_banner(deps, preparing, project)
         with gr.Tabs():
             with gr.Tab("Explore", id="explore") as explore_tab:
                 explore_parts = build_explore_tab(deps, project, image_id)
@@ -129,10 +133,12 @@ def launch_options(settings: Settings) -> dict[str, Any]:
             "head": KEYS_JS, "show_error": True, "footer_links": [], "max_file_size": MAX_UPLOAD_BYTES}
 
 
-def launch(settings: Settings, *, block: bool = True, deps: AppDeps | None = None) -> gr.Blocks:
-    """Build the app for `settings` (reusing `deps` when given) and serve it (login when `settings.auth` is set)."""
+def launch(settings: Settings, *, block: bool = True, deps: AppDeps | None = None,
+           preparing: DemoPreparation | None = None) -> gr.Blocks:
+    """Build the app for `settings` (reusing `deps` when given) and serve it (login when `settings.auth` is set);
+    `preparing` shows the progress of a demo being built in the background."""
     deps = deps or build_deps(settings)
-    demo = build_demo(deps)
+    demo = build_demo(deps, preparing)
     demo.queue(default_concurrency_limit=4)
     log.info("serving Guidance Studio on http://%s:%d (data dir %s)", settings.host, settings.port,
              settings.data_dir.resolve())

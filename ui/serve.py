@@ -1,8 +1,9 @@
 """`python app.py serve`: the browser app (the default command).
 
-On a fresh data dir (no project yet) it first creates the built-in demo project, so there is
-something to explore within seconds of the first start. Gradio and torch are imported only when the
-command runs, so listing the commands stays quick.
+A starting page answers at once while torch and gradio load (`ui.starting_page`). On a fresh data dir
+(no project yet) the app then serves and builds the built-in demo project in the background, the page
+showing the progress ("Preparing the demo: n/3,200 images…") until the project appears. Gradio and
+torch are imported only when the command runs, so listing the commands stays quick.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 
 from services.database import Database
 from services.settings import Settings
+from ui.starting_page import open_starting_page
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +47,28 @@ def bootstrap_demo(db: Database, settings: Settings) -> bool:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """Start the app (creating the demo project on a fresh data dir); returns when the server stops."""
+    """Start the app (building the demo project in the background on a fresh data dir); returns when the
+    server stops."""
+    fresh = not settings.db_url and not (settings.data_dir / "studio.db").exists()
+    starting = open_starting_page(settings.host, settings.port, "Loading the engine (torch, gradio)"
+                                  + ("; then the demo project is prepared, with its progress shown here." if fresh
+                                     else "."))
     # heavy (torch, gradio): imported when the server starts, so `app.py --help` stays quick
+    from services.demo import demo_preparation
     from services.explanations import configure_serving_threads
     from ui.deps import build_deps
     from ui.layout import launch
 
     deps = build_deps(settings)
     configure_serving_threads(settings)
-    bootstrap_demo(deps.engine, settings)
-    launch(settings, deps=deps)
+    preparation = demo_preparation(deps.engine, settings)  # None: the database has projects
+    if starting is not None:
+        starting.close()  # the app binds the port next; the starting page's script retries until it answers
+    app = launch(settings, deps=deps, block=False, preparing=preparation)
+    if preparation is not None:  # started once the page serves, so building it does not delay the page
+        preparation.start(deps.engine, settings)
+    if app is not None:
+        app.block_thread()
     return 0
 
 

@@ -27,15 +27,20 @@ Design (Waterbirds in miniature, sized for a CPU fine-tune in minutes):
   "user-style" boxes a new project starts with.
 
 Generation writes ``<split>/<split>_<index>.png`` plus ``manifest.json`` (written last, atomically)
-and takes a few seconds. Each image depends only on (seed, split, index), so regenerating gives
-byte-identical files; a directory whose manifest has the same version and config is left alone.
+and takes a few seconds: chunks of images are drawn by a process pool as wide as the CPUs this process may
+use. Each image depends only on (seed, split, index), so regenerating gives byte-identical files, in
+parallel or not; a directory whose manifest has the same version and config is left alone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +49,7 @@ import cv2
 import numpy as np
 
 from common import write_json_atomically
+from common.cpus import usable_cpus
 from core.data.records import ImageRecord
 from core.data.synthetic_draw import CUE_COLOURS, RenderStyle, draw_image, sample_object
 
@@ -122,12 +128,17 @@ def _plan_split(config: SyntheticConfig, split_index: int) -> list[dict[str, Any
     return [rows[i] for i in order]
 
 
-def _render_split(config: SyntheticConfig, directory: Path, split_index: int) -> list[dict[str, Any]]:
-    """Draw and write one split's PNG files; returns its manifest entries."""
+CHUNK = 100  # images per task of the process pool (and per progress report)
+
+ProgressCallback = Callable[[int, int], None]  # (images written, images in all)
+
+
+def _render_chunk(config: SyntheticConfig, directory: Path, split_index: int, start: int,
+                  rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Draw and write images ``start, start + 1, …`` of one split; returns their manifest entries."""
     split = SPLITS[split_index]
-    (directory / split).mkdir(parents=True, exist_ok=True)
     entries = []
-    for index, row in enumerate(_plan_split(config, split_index)):
+    for index, row in enumerate(rows, start):
         rng = np.random.default_rng([config.seed, split_index, index])
         obj = sample_object(rng, row["label"], config.image_size, config.style)
         pixels, box = draw_image(rng, obj, row["cue"], config.image_size, config.style)
@@ -150,6 +161,46 @@ def _render_split(config: SyntheticConfig, directory: Path, split_index: int) ->
             }
         )
     return entries
+
+
+def _quiet_worker() -> None:
+    """A pool worker draws one image at a time: no OpenCV thread pool of its own (the pool is the parallelism)."""
+    cv2.setNumThreads(1)
+
+
+def _pool(workers: int) -> Executor | None:
+    """A fork-based process pool (workers start at once; the drawing code needs no fresh interpreter), or
+    None where fork is unavailable or one worker is asked for (then the caller draws in this process)."""
+    if workers <= 1 or not sys.platform.startswith("linux"):
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_quiet_worker)
+
+
+def _render_all(config: SyntheticConfig, directory: Path, workers: int,
+                on_progress: ProgressCallback | None) -> list[dict[str, Any]]:
+    """Every split's images in manifest order, drawn in chunks by `workers` processes."""
+    tasks = []
+    for split_index, split in enumerate(SPLITS):
+        (directory / split).mkdir(parents=True, exist_ok=True)
+        rows = _plan_split(config, split_index)
+        tasks += [(config, directory, split_index, start, rows[start:start + CHUNK])
+                  for start in range(0, len(rows), CHUNK)]
+    total = sum(len(task[4]) for task in tasks)
+    done = 0
+    chunks: list[list[dict[str, Any]]] = []
+    pool = _pool(min(workers, len(tasks)))
+    try:
+        results = pool.map(_render_chunk, *zip(*tasks)) if pool is not None else (_render_chunk(*t) for t in tasks)
+        for entries in results:  # in submission order: the manifest order
+            chunks.append(entries)
+            done += len(entries)
+            if on_progress is not None:
+                on_progress(done, total)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return [entry for chunk in chunks for entry in chunk]
 
 
 def _header(config: SyntheticConfig) -> dict[str, Any]:
@@ -177,8 +228,13 @@ def _is_current(directory: Path, config: SyntheticConfig) -> bool:
     return all((directory / entry["file"]).is_file() for entry in manifest["images"])
 
 
-def generate_demo_dataset(directory: str | Path, config: SyntheticConfig | None = None) -> Path:
+def generate_demo_dataset(directory: str | Path, config: SyntheticConfig | None = None, *,
+                          workers: int | None = None, on_progress: ProgressCallback | None = None) -> Path:
     """Write the demo data set into ``directory`` (created if needed) unless it is already there.
+
+    Args:
+        workers: drawing processes (default: the CPUs this process may use, ``common.cpus.usable_cpus``).
+        on_progress: called with ``(images written, images in all)`` after each chunk, in this process.
 
     Returns:
         The manifest path. Idempotent: a directory with a matching manifest is left untouched;
@@ -193,7 +249,7 @@ def generate_demo_dataset(directory: str | Path, config: SyntheticConfig | None 
     start = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path.unlink(missing_ok=True)  # an interrupted run must not look complete
-    images = [entry for split_index in range(len(SPLITS)) for entry in _render_split(config, directory, split_index)]
+    images = _render_all(config, directory, usable_cpus() if workers is None else workers, on_progress)
     manifest = {
         **_header(config),
         "image_size": config.image_size,
@@ -205,7 +261,8 @@ def generate_demo_dataset(directory: str | Path, config: SyntheticConfig | None 
         "images": images,
     }
     write_json_atomically(manifest_path, manifest, indent=1)
-    log.info("wrote %d demo images to %s in %.1f s", len(images), directory, time.perf_counter() - start)
+    log.info("wrote %d demo images to %s in %.1f s (%d processes)", len(images), directory,
+             time.perf_counter() - start, usable_cpus() if workers is None else workers)
     return manifest_path
 
 

@@ -1,9 +1,11 @@
-"""`python app.py serve` on a fresh data dir creates the demo project before building the UI."""
+"""`python app.py serve` on a fresh data dir serves the page and builds the demo project in the background."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,12 +36,21 @@ def fake_demo(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 @pytest.fixture()
-def launched(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Stop `launch` from serving (and from changing torch's thread count); record the deps it was handed."""
-    seen: list[object] = []
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, object]]:
+    """Stop `launch` from serving (and from changing torch's thread count); record the deps and the demo
+    preparation it was handed."""
+    seen: list[tuple[object, object]] = []
     monkeypatch.setattr(services.explanations, "configure_serving_threads", lambda settings: None)  # process-wide
-    monkeypatch.setattr(ui.layout, "launch", lambda settings, *, deps=None, **_: seen.append(deps))
+    monkeypatch.setattr(ui.layout, "launch",
+                        lambda settings, *, deps=None, preparing=None, **_: seen.append((deps, preparing)))
     return seen
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def project_names(engine: Engine) -> list[str]:
@@ -48,16 +59,18 @@ def project_names(engine: Engine) -> list[str]:
 
 
 def test_serve_creates_the_demo_project_on_a_fresh_data_dir(tmp_path: Path, fake_demo: list[Path],
-                                                             launched: list[object],
+                                                             launched: list[tuple[object, object]],
                                                              caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    with caplog.at_level(logging.INFO, logger=serve.__name__):
+    with caplog.at_level(logging.INFO, logger=services.demo.__name__):
         assert serve.run(settings, argparse.Namespace()) == 0
-    assert fake_demo == [settings.data_dir] and "created the demo project" in caplog.text
-    [deps] = launched
-    assert project_names(deps.engine) == ["demo"]  # created before the UI was built, with the app's engine
+        [(deps, preparing)] = launched
+        assert preparing is not None  # the page was handed the preparation to show
+        wait_until(lambda: preparing.status().finished)  # built in the background, with the app's engine
+    assert preparing.status().stage == "ready" and project_names(deps.engine) == ["demo"]
+    assert fake_demo == [settings.data_dir] and "the demo project is ready" in caplog.text
     assert serve.run(settings, argparse.Namespace()) == 0
-    assert len(fake_demo) == 1  # a second start leaves the data dir alone
+    assert len(fake_demo) == 1 and launched[-1][1] is None  # a second start leaves the data dir alone
 
 
 def test_serve_leaves_a_data_dir_with_projects_alone(tmp_path: Path, fake_demo: list[Path],
@@ -68,4 +81,4 @@ def test_serve_leaves_a_data_dir_with_projects_alone(tmp_path: Path, fake_demo: 
     with session_scope(build_deps(settings).engine) as session:
         create_project(session, name="mine", task="single_label", image_size=32, classes=["x", "y"])
     assert serve.run(settings, argparse.Namespace()) == 0
-    assert fake_demo == [] and project_names(launched[0].engine) == ["mine"]
+    assert fake_demo == [] and launched[0][1] is None and project_names(launched[0][0].engine) == ["mine"]

@@ -30,6 +30,16 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
+def test_parallel_generation_gives_the_serial_bytes_and_reports_progress(tmp_path: Path) -> None:
+    config = replace(TINY, train_size=240)  # 3 chunks of train, so the pool has work to share
+    progress: list[tuple[int, int]] = []
+    generate_demo_dataset(tmp_path / "serial", config, workers=1)
+    generate_demo_dataset(tmp_path / "parallel", config, workers=2, on_progress=lambda *p: progress.append(p))
+    assert digest(tmp_path / "serial") == digest(tmp_path / "parallel")
+    total = 240 + 10 + 20
+    assert progress[-1] == (total, total) and [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
 def test_different_seed_gives_different_images(tmp_path: Path) -> None:
     generate_demo_dataset(tmp_path / "a", TINY)
     generate_demo_dataset(tmp_path / "b", replace(TINY, seed=12))
