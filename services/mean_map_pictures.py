@@ -8,6 +8,8 @@ differences another, so tiles compare by colour.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +131,15 @@ def render_overview(maps: MeanMaps, data_dir: Path, selected: tuple[int, tuple[i
         if cell is not None:  # frame the chosen map
             cv2.rectangle(canvas, (x - 3, y - 3), (x + TILE_PX + 2, y + TILE_PX + 2), (240, 120, 0), 2)
     canvas[where.maps_height:] = strip
-    PILImage.fromarray(canvas).save(path)
+    _save_png(canvas, path)
     return path
+
+
+def _save_png(picture: np.ndarray, path: Path) -> None:
+    """Write atomically: a second user asking for the same picture never reads half a file."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.png")
+    PILImage.fromarray(picture).save(tmp)
+    os.replace(tmp, path)
 
 
 def _legends(width: int, share: float, diff: float, with_differences: bool) -> np.ndarray:

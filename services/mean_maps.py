@@ -217,28 +217,33 @@ def mean_maps(db: Database, settings: Settings, models: ModelCache, project: str
     """The mean maps of `split` under the project's active checkpoint, from the disk cache or computed.
 
     `method` defaults to the model's own (B-cos for B-cos nets); maps are taken where the method is read
-    (`methods.evaluation_layer`). With `compute=False` returns None when nothing is cached. ValueError /
-    NotFoundError (with what to do) for no project, no active model or an empty split.
+    (`methods.evaluation_layer`). A cached result made when the split held another number of images is
+    stale (an import since). With `compute=False` returns None when nothing usable is cached. ValueError /
+    NotFoundError (with what to do) for no project, no active model, a method the model lacks, an empty split.
     """
     with session_scope(db) as session:
         row = require_project(session, project)
         checkpoint = project_checkpoint(session, row, None)
         sha, checkpoint_id, checkpoint_path, arch = checkpoint.sha256, checkpoint.id, checkpoint.path, checkpoint.arch
-        method = method or methods.default_method(methods.ARCHITECTURES[arch].bcos if arch in methods.ARCHITECTURES
-                                                  else True)
-        if method not in methods.METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods.METHODS)}")
-        layer = methods.evaluation_layer(method)
-        path = cache_path(settings.data_dir, sha, split, method, layer, cap)
-        total = count_images(session, project_id=row.id, split=split)
-        if path.exists():
-            cached = _load(path)
-            if cached is not None:
-                return cached
-        if not compute:
-            return None
-        if total == 0:
-            raise ValueError(f"project {row.name!r} has no images in split {split!r}; choose another split")
+        total, name = count_images(session, project_id=row.id, split=split), row.name
+    is_bcos = methods.ARCHITECTURES[arch].bcos if arch in methods.ARCHITECTURES else True
+    method = method or methods.default_method(is_bcos)
+    if method not in methods.METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods.METHODS)}")
+    if methods.METHODS[method].needs_bcos and not is_bcos:
+        raise ValueError(f"{methods.METHODS[method].label} needs a B-cos model; choose "
+                         f"{methods.METHODS[methods.default_method(False)].label}")
+    layer = methods.evaluation_layer(method)
+    path = cache_path(settings.data_dir, sha, split, method, layer, cap)
+    cached = _load(path) if path.exists() else None
+    if cached is not None and cached.images_in_split == total:
+        return cached
+    if not compute:
+        return None
+    if total == 0:
+        raise ValueError(f"project {name!r} has no images in split {split!r}; choose another split")
+    with session_scope(db) as session:
+        row = require_project(session, project)
         groups = group_names(session, row.id)
         records = [r for r in split_records(session, settings, row, split, groups) if r.labels]
         classes = tuple(c.name for c in list_classes(session, row.id))
@@ -254,7 +259,7 @@ def mean_maps(db: Database, settings: Settings, models: ModelCache, project: str
                       np.array([r.key for r, _ in chosen], np.int64), np.array([lb for _, lb in chosen], np.int64),
                       np.array([-1 if r.group is None else r.group for r, _ in chosen], np.int64), maps, thumbs)
     _save(path, result)
-    log.info("mean maps of %s/%s (%s at %s): %d images in %s", row.name, split, method, layer, len(chosen), path)
+    log.info("mean maps of %s/%s (%s at %s): %d images in %s", name, split, method, layer, len(chosen), path)
     return result
 
 

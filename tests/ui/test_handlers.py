@@ -342,6 +342,8 @@ def test_mean_maps_are_cached_per_split_and_a_cell_ranks_the_gallery(tiny: TinyP
     assert titles == ["warm · all (3)", "cool · all (3)", "cool/g (3)", "warm/g (3)"]  # one group per class
     again = mean_maps.show(tiny.deps, tiny.name, "train", "", compute=False)
     assert "from the cache" in again[1]
+    with pytest.raises(gr.Error, match="no images in split"):
+        mean_maps.show(tiny.deps, tiny.name, "test", "", compute=True)
     shown, tile, cell, state2, region = mean_maps.select(tiny.deps, state, "0", (0, 0))
     assert tile == "0" and cell == "0,0" and state2["tile"] == 0 and shown != picture
     assert sorted(region["ids"]) == tiny.image_ids[0:6:2]  # the warm training images
@@ -359,6 +361,18 @@ def test_mean_maps_are_cached_per_split_and_a_cell_ranks_the_gallery(tiny: TinyP
                                   activate=True)
         assert row.id != tiny.checkpoint_id
     assert mean_maps.is_stale(tiny.deps, state, tiny.name)  # Explore then shows the active model's maps
+
+
+def test_mean_maps_made_before_an_import_are_stale(tiny: TinyProject) -> None:
+    from store.projects import ImageInput, add_images, get_project
+    from ui.handlers import mean_maps
+
+    assert mean_maps.show(tiny.deps, tiny.name, "val", "", compute=True)[0] is not None
+    with session_scope(tiny.deps.engine) as session:  # one more validation image
+        extra = ImageInput(path="images/extra.png", sha256="e" * 64, width=SIZE, height=SIZE, split="val")
+        add_images(session, project_id=get_project(session, tiny.name).id, images=[extra])
+    picture, status, state, _ = mean_maps.show(tiny.deps, tiny.name, "val", "", compute=False)
+    assert picture is None and state is None and "Show mean maps" in status  # recompute, never show stale maps
 
 
 def test_outline_draws_the_ground_truth_on_the_overlay_and_the_colour_panel_says_why(tiny: TinyProject) -> None:
