@@ -7,7 +7,7 @@ Design (Waterbirds in miniature, sized for a CPU fine-tune in minutes):
   (circle, square, triangle, ellipse, cross; random rotation) of 14–26 px at a random position on a
   grey, low-saturation textured background. Colour, not shape, carries the class because B-cos nets
   with ``[r, g, b, 1-r, 1-g, 1-b]`` input learn colour within an epoch or two but learn shape or
-  orientation very slowly (SCIENCE.md §7, lesson 1): the demo needs a baseline that can learn the
+  orientation very slowly (docs/science.md §7, lesson 1): the demo needs a baseline that can learn the
   object, so that a short guided fine-tune can shift its weight from the cue to the object.
 - **Shortcut.** An 18×18 saturated badge (20×20 with a light frame) at a fixed place, the top-left
   corner: green usually goes with ``warm``, magenta with ``cool``. The cue is bigger, purer and more

@@ -1,4 +1,4 @@
-"""Batched explainers, layer capture and visualisation of attribution maps (SCIENCE.md §3).
+"""Batched explainers, layer capture and visualisation of attribution maps (docs/science.md §3).
 
 Usage::
 

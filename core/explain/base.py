@@ -1,6 +1,6 @@
 """The protocol every explainer shares: build once, enter to hook, attribute in one batched pass.
 
-Attributions (SCIENCE.md §3): with ``f`` the feature map at the chosen layer and ``t_i`` the target of image
+Attributions (docs/science.md §3): with ``f`` the feature map at the chosen layer and ``t_i`` the target of image
 ``i``, one forward pass gives the logits and ``f``; one batched ``torch.autograd.grad`` of ``Σ_i score_i``
 gives ``g = ∂ Σ_i score_i / ∂ f``; each algorithm combines ``f`` and ``g`` into a map ``(B, h, w)``.
 
@@ -79,7 +79,7 @@ def target_scores(logits: Tensor, targets: Tensor, *, contrast: bool = False) ->
     Args:
         logits: ``(B, C)``.
         targets: ``(B,)`` long class indices.
-        contrast: explain the margin over the strongest other class (SCIENCE.md §7).
+        contrast: explain the margin over the strongest other class (docs/science.md §7).
 
     Returns:
         ``(B,)`` scores, differentiable w.r.t. ``logits``.

@@ -1,4 +1,4 @@
-"""B-cos contributions (Böhle et al., CVPR 2022; SCIENCE.md §1 and §3): ``A = Σ_c W(x) ⊙ f``.
+"""B-cos contributions (Böhle et al., CVPR 2022; docs/science.md §1 and §3): ``A = Σ_c W(x) ⊙ f``.
 
 The forward runs in normal mode, so the same logits serve a classification loss; only the gradient call
 runs inside :func:`core.bcos.explanation_mode`, which makes it return the dynamic-linear weights ``W(x)``

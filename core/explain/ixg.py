@@ -1,4 +1,4 @@
-"""Input×Gradient at any layer: ``A = Σ_c g ⊙ f`` (SCIENCE.md §3), gradients in normal mode."""
+"""Input×Gradient at any layer: ``A = Σ_c g ⊙ f`` (docs/science.md §3), gradients in normal mode."""
 
 from __future__ import annotations
 
