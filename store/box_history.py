@@ -188,7 +188,7 @@ def save_image_boxes(session: Session, image_id: int, boxes: Sequence[BoxDraft],
     problems = _conflicts(session, live, expected_revisions)
     if problems:
         raise ConflictError(f"image {image.path} changed since you loaded it: {'; '.join(problems)}. "
-                            "Reload the image (your unsaved boxes are still in the editor) and save again.")
+                            "Nothing was saved: look at the stored boxes, re-apply your edit onto them and save again.")
     for draft in boxes:  # validate everything before the first write
         if draft.id is not None and draft.id not in live:
             raise ValueError(f"box {draft.id} is not a live box of image {image.path}")

@@ -33,8 +33,13 @@ CSS = """
 footer { display: none !important; }
 #annot-toolbar { gap: 6px; }
 #annot-label .wrap { gap: 4px 10px; }
+#proposal-note { background: #fff7e6; border-left: 4px solid #f59e0b; padding: 6px 10px; border-radius: 4px; }
 #proposal-note p { margin: 0; }
+#annot-label-row { align-items: center; }
+#annot-label-title { flex: 0 0 auto !important; min-width: 0 !important; }
 body.annot-syncing #model-box-edit { opacity: 0; }
+#pending-panel { flex-wrap: nowrap; }
+#pending-panel > * { flex: 1 1 50%; min-width: 0 !important; }
 """
 
 # Keyboard (when not typing in a field): ] / [ next / previous image, Ctrl+S save boxes, Ctrl+Enter save and next,

@@ -104,7 +104,7 @@ def test_unlabelled_new_boxes_take_the_label_picked(tiny: TinyProject) -> None:
                              _drawn(loaded["editor"]["value"], ("", (2, 2, 8, 8))), "alice", chosen="cool")
     assert out["status"].startswith("Saved 1") and _live(tiny, image)[0][0] == "cool"
     colours = annotate.label_colours(["warm", "cool"])
-    assert out["editor"]["boxes"][0]["color"] == colours["cool"]  # stored boxes keep their class colour
+    assert out["editor"]["boxes"][0]["color"] == annotate.box_colour(colours["cool"]) == "rgb(60, 180, 75)"
     assert list(out["boxes"].iloc[0]) == ["cool", "2, 2, 8, 8", "user", "alice"]
 
 

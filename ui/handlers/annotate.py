@@ -55,14 +55,20 @@ class Pending:
 
 
 def label_colours(labels: list[str]) -> dict[str, str]:
-    """A stable colour per class name (the editor wants `#rrggbb`)."""
+    """A stable colour per class name, as `#rrggbb` (what the editor's `label_colors` takes)."""
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(labels)}
 
 
+def box_colour(hex_colour: str) -> str:
+    """`#rrggbb` as `rgb(r, g, b)`: the only colour form the editor draws a box in (and sends back)."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
 def _editor_boxes(boxes: list[tuple[str, Coords]], scale: float, colours: dict[str, str]) -> list[dict[str, Any]]:
-    """Editor boxes at display scale (original pixels × scale), coloured by class."""
+    """Editor boxes at display scale (original pixels × scale), in their class colour."""
     return [scale_box({"xmin": c[0], "ymin": c[1], "xmax": c[2], "ymax": c[3], "label": label,
-                       "color": colours.get(label, PALETTE[0])}, scale) for label, c in boxes]
+                       "color": box_colour(colours.get(label, PALETTE[0]))}, scale) for label, c in boxes]
 
 
 def _editor_value(image_path: str, snapshot: Snapshot, colours: dict[str, str]) -> dict[str, Any]:
@@ -189,8 +195,8 @@ def save_view(deps: AppDeps, project: str, snapshot: Snapshot | None, value: dic
         gr.Warning("Someone else saved this image first: their boxes are in the editor, yours are kept beside it.")
         return {**view(deps, state), "pending": pending, "pending_panel": gr.update(visible=True),
                 "pending_editor": _pending_value(deps, state, pending),
-                "status": f"Conflict: {exc} — the editor shows the stored boxes; your unsaved boxes are on the "
-                          "right: press 'Re-apply my edit', check, then Save."}
+                "status": f"Conflict: {exc} The editor shows the stored boxes; yours are kept beside them "
+                          "('Re-apply my edit')."}
     status = f"Saved {saved.changed} change(s) as {author}." if saved.changed else "Nothing to save: no changes."
     return {**view(deps, saved.state), **calm(status=status)}
 
@@ -318,11 +324,8 @@ def propose(deps: AppDeps, project: str, image_id: int | None, value: dict[str, 
     [shown] = _editor_boxes([(label, coords)], scale, label_colours(request.classes))  # the editor shows ×scale
     value["boxes"] = [shown, *(value.get("boxes") or [])]
     used = f"{method or 'B-cos'} explanation of {model.description}"
-    if model.guided:
-        status = f"Proposed a {label!r} box from the {used}: adjust it if needed, then Save."
-    else:
-        status = (f"Proposed a {label!r} box from the {used}, which has not been guided with boxes: the box shows "
-                  "where the model looks now, not necessarily where the object is. Check it before saving.")
+    guided = "" if model.guided else " (not guided with boxes yet: check where it is)"
+    status = f"Proposed a {label!r} box from the {used}{guided}; adjust it if needed, then Save."
     return Proposal(value, (label, coords), status, model.description, model.guided)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from services.annotation_queue import AnnotationQueue, annotation_queue
+from services.annotation_queue import QUEUE_LIMIT, AnnotationQueue, annotation_queue
 from services.annotations import Coords, Snapshot
 from ui.deps import AppDeps
 from ui.handlers.annotate import Proposal, View, load_view, propose, save_view
@@ -46,7 +46,8 @@ def queue_note(queue: AnnotationQueue, image_id: int | None) -> str:
         return f"**Annotate next**: {len(ids)} image(s) without a box. Accept (Enter/A) · Reject (R)."
     item = queue.items[ids.index(image_id)]
     ranked = "" if queue.evaluation_id is not None else " (no evaluation of the active model yet: in name order)"
-    return (f"**Annotate next**{ranked}: image {ids.index(image_id) + 1} of {len(ids)} · {item.reason}.  \n"
+    more = "+" if len(ids) >= QUEUE_LIMIT else ""  # the queue holds the first QUEUE_LIMIT images
+    return (f"**Annotate next**{ranked}: image {ids.index(image_id) + 1} of {len(ids)}{more} · {item.reason}.  \n"
             "**Enter**/**A** accept (save as shown) · adjust the box first if needed · **R** reject (skip)")
 
 

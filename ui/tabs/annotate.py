@@ -113,9 +113,11 @@ def build_annotate_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number,
                                   min_width=160)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=480):
-            label = gr.Radio(annotate.label_choices(classes), value=classes[0] if classes else None,
-                             label="Label for new boxes (keys 1–9)", elem_id="annot-label")
-            proposal_note = gr.Markdown(visible=False, elem_id="proposal-note")
+            with gr.Row(equal_height=True, elem_id="annot-label-row"):
+                gr.Markdown("**Label for new boxes** (keys 1–9)", elem_id="annot-label-title")
+                label = gr.Radio(annotate.label_choices(classes), value=classes[0] if classes else None,
+                                 label="Label for new boxes", show_label=False, container=False, scale=3,
+                                 elem_id="annot-label")
             editor = image_annotator(label="Boxes · c: create, d: drag, e: edit label, Delete: remove, wheel: zoom, "
                                      "space: fit", elem_id="annot", label_list=classes, label_colors=list(
                                          colours.values()), use_default_label=True, image_type="filepath",
@@ -123,16 +125,20 @@ def build_annotate_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number,
                                      show_download_button=False, height=EDITOR_HEIGHT)
         with gr.Column(scale=2, min_width=340):
             title = gr.Markdown(NO_IMAGE, elem_id="annot-title")
+            proposal_note = gr.Markdown(visible=False, elem_id="proposal-note")
             status = gr.Textbox(label="Status", interactive=False, lines=2, max_lines=5, elem_id="annot-status")
-            with gr.Column(visible=False, elem_id="pending-panel") as pending_panel:
-                gr.Markdown("**Your unsaved boxes** — not saved: someone else saved this image first. The editor "
-                            "shows the stored boxes.")
-                pending_editor = image_annotator(label="Your unsaved boxes (read-only)", elem_id="annot-pending",
+            with gr.Row(visible=False, elem_id="pending-panel", variant="panel") as pending_panel:
+                with gr.Column(min_width=150):
+                    gr.Markdown("**Your unsaved boxes** (right) were not saved: someone else saved this image "
+                                "first, and the editor shows their version. Put your edit back onto it, check, "
+                                "then Save.")
+                    reapply_btn = gr.Button("Re-apply my edit", variant="primary", size="sm",
+                                            elem_id="reapply-edit")
+                pending_editor = image_annotator(label="Your unsaved boxes", elem_id="annot-pending",
                                                  interactive=False, image_type="filepath", sources=[],
-                                                 show_clear_button=False, show_download_button=False, height=240)
-                reapply_btn = gr.Button("Re-apply my edit onto the stored boxes", variant="primary", size="sm",
-                                        elem_id="reapply-edit")
-            with gr.Group(visible=False, elem_id="queue-panel") as queue_panel:
+                                                 show_clear_button=False, show_download_button=False,
+                                                 min_width=150)
+            with gr.Column(visible=False, elem_id="queue-panel", variant="panel") as queue_panel:
                 queue_note = gr.Markdown(elem_id="queue-note")
                 with gr.Row():
                     accept_btn = gr.Button("Accept and next (Enter / A)", variant="primary", size="sm",
