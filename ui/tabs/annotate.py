@@ -1,8 +1,12 @@
 """The Annotate tab: the box editor with its label choice, save / save-and-next, undo, proposals, the conflict
 panel, the "Annotate next" queue, the image's boxes and their history.
 
-Every handler returns a dict of output name -> value (ui.handlers.annotate.VIEW_OUTPUTS); `_wire` turns it into
+Every handler returns a dict of output name -> value (ui.handlers.annotate.VIEW_OUTPUTS); `wire` turns it into
 the event's outputs, leaving out (`gr.skip()`) what a handler did not set.
+
+Named events: /load_boxes, /save_boxes, /save_and_next, /reapply_edit, /undo_boxes (its `confirm` input undoes
+someone else's change without asking), /propose_box, /annotate_queue, /queue_accept, /queue_reject,
+/next_image, /prev_image, /next_unboxed.
 """
 
 from __future__ import annotations
