@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from common.cpus import usable_cpus
 from core import methods
 from core.data import images_to_batch, load_rgb
 from core.explain import EXPLAINERS, LAYER_NAMES, bcos_colour, overlay_heatmap, upsample
@@ -48,15 +49,16 @@ SERVE_THREADS_ENV = "GUIDANCE_SERVE_THREADS"
 
 
 def configure_serving_threads(settings: Settings) -> int | None:
-    """Use one intra-op torch thread when the app explains on the CPU (env GUIDANCE_SERVE_THREADS overrides).
+    """Use one intra-op torch thread when the app explains on the CPU (env GUIDANCE_SERVE_THREADS overrides,
+    capped at the CPUs this process may use, `common.cpus.usable_cpus`).
 
-    A request explains one small image; with two threads on shared cores OpenMP's spin-waiting made
-    an explanation 40× slower (2 s instead of 50 ms; bench/RESULTS.md, UI). Returns the thread count
-    set, or None on an accelerator.
+    A request explains one small image: one thread was measured faster than two, quiet and beside a CPU hog
+    (bench/contention.py; OpenMP waits passively, app.py). The app's other work (the trainer) runs in its own
+    process with a thread per usable CPU. Returns the thread count set, or None on an accelerator.
     """
     if model_device(settings).type != "cpu":
         return None
-    threads = max(1, int(os.environ.get(SERVE_THREADS_ENV, "1")))
+    threads = min(usable_cpus(), max(1, int(os.environ.get(SERVE_THREADS_ENV, "1"))))
     torch.set_num_threads(threads)
     log.info("explaining on the CPU with %d torch thread(s) (%s)", threads, SERVE_THREADS_ENV)
     return threads
