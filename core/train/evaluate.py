@@ -122,6 +122,9 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate `model` (in eval mode) on batches from `core.data.collate_guidance`.
 
+    `chunk`: most images per multi-target explanation pass (multi-label batches; bounds memory). Under torchrun
+    every rank must call it with its shard (see the module docstring).
+
     Returns metrics {accuracy, f1 (multi-label), epg, iou, group_accuracy, worst_group_accuracy,
     n_images, n_localised} and per-image rows keyed by the batch's `key`.
     """
