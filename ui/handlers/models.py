@@ -1,17 +1,18 @@
-"""Models: checkpoints with lineage, registering a checkpoint file, B-cosifying a torchvision ResNet."""
+"""Models: checkpoints with lineage; a new model (from scratch or a weights file); activate; the B-cosification
+recovery run; registering a checkpoint file."""
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from core.train import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
-from services import catalog, checkpoints
+from core.train import CheckpointError, load_checkpoint
+from services import catalog, checkpoints, model_factory
 from ui.deps import AppDeps
 from ui.handlers.common import uploaded_file, user_errors
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 MODEL_COLUMNS = ["id", "active", "arch", "created", "parent", "run", "accuracy", "worst group", "epg", "measured on",
                  "note", "file"]
-TORCHVISION_ARCHS = ("resnet18", "resnet50")
+RECOVERY_EPOCHS = model_factory.DEFAULT_RECOVERY_EPOCHS
 
 
 def _metric(metrics: Mapping[str, Any], name: str) -> float | None:
@@ -66,35 +67,79 @@ def register_file(deps: AppDeps, project: str, file: Any, note: str) -> tuple[pd
     return list_models(deps, project), f"Registered checkpoint #{row.id} ({loaded.arch})."
 
 
-def convert_torchvision(deps: AppDeps, project: str, arch: str, file: Any,
-                        progress: Callable[[float, str], None] | None = None) -> tuple[pd.DataFrame, str]:
-    """B-cosify a torchvision ResNet weights file for the project's classes and register it (not active).
+def architecture_choices() -> list[tuple[str, str]]:
+    """`(label, name)` of every architecture `new_model` builds (core/methods.py is the registry)."""
+    return [(label, name) for name, label in model_factory.architecture_choices().items()]
 
-    The converted model needs fine-tuning before it is accurate (docs/science.md §2).
-    """
-    from core.bcos import bcosify, load_torchvision_weights  # heavy: torchvision
 
-    report = progress or (lambda _f, _m: None)
-    if arch not in TORCHVISION_ARCHS:
-        raise gr.Error(f"Choose one of {', '.join(TORCHVISION_ARCHS)} (got {arch!r}).")
-    upload = uploaded_file(file)
-    classes = _classes(deps, project)
-    if not classes:
-        raise gr.Error(f"Project {project!r} has no classes yet; import its labels first.")
-    report(0.1, "reading weights")
+def _seed(value: Any) -> int:
+    if value is None or value == "":
+        return 0
     try:
-        torchvision_model = load_torchvision_weights(arch, upload, num_classes=len(classes))
-    except ValueError as exc:
-        raise gr.Error(f"Not converted: {exc}") from exc
-    report(0.5, "B-cosifying")
-    model = bcosify(torchvision_model, arch=f"bcosified_{arch}")
-    report(0.8, "saving")
-    path = save_checkpoint(deps.settings.checkpoint_dir, model, classes=classes,
-                           config={"source": f"torchvision {arch}", "file": upload.name})
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not number.is_integer() or number < 0:
+        raise gr.Error(f"Seed {value!r}: give a whole number, 0 or more.")
+    return int(number)
+
+
+def _after_new(made: model_factory.NewModel) -> str:
+    """What to do next with a model `new_model` made."""
+    if made.source == "torchvision":
+        return ("A B-cosified model is inaccurate until trained: press Recover accuracy (B-cosification recipe) "
+                "to fine-tune it without boxes.")
+    if made.source == "scratch":
+        return "Train it without boxes first (Fine-tune, λ 0, or Recover accuracy) before guiding it."
+    return "Measure or fine-tune it next (Fine-tune)."
+
+
+def new_model(deps: AppDeps, project: str, arch: str, file: Any, seed: Any, always_activate: bool = False
+              ) -> tuple[pd.DataFrame, str, int]:
+    """Build a model of `arch` for the project's classes, from scratch or from an uploaded weights file (B-cos
+    v2 release, torchvision or Guidance Studio checkpoint; a head for other classes is replaced), register it
+    and activate it when the project has no active model (or `always_activate`).
+
+    Returns the table, what was loaded/replaced and whether it is active, and the new checkpoint's id."""
+    if not project:
+        raise gr.Error("Pick a project first (top of the page), or import one in the Data tab.")
+    weights = uploaded_file(file) if file else None
     with user_errors():
-        row = checkpoints.register_file(deps.engine, deps.settings, project, path, sha256=file_sha256(path),
-                                        arch=model.arch,
-                                        note=f"B-cosified torchvision {arch} from {upload.name}; fine-tune before use")
-    report(1.0, "done")
-    return list_models(deps, project), (f"Converted to checkpoint #{row.id} (bcosified_{arch}). "
-                                        "Fine-tune it before activating: B-cosification changes its outputs.")
+        made = model_factory.new_model(deps.engine, deps.settings, project, arch, weights, seed=_seed(seed),
+                                       activate=True if always_activate else None)
+    active = ("It is now the active model." if made.activated else
+              "Not activated: the project has an active model (select this one and press Activate to use it).")
+    message = f"New model: checkpoint #{made.checkpoint.id}. {made.message}. {active} {_after_new(made)}"
+    return list_models(deps, project), message, made.checkpoint.id
+
+
+def activate(deps: AppDeps, project: str, checkpoint: Any) -> tuple[pd.DataFrame, str]:
+    """Make the selected checkpoint the project's active model (explanations, training and evaluation use it)."""
+    if not project:
+        raise gr.Error("Pick a project first (top of the page).")
+    with user_errors():
+        info = checkpoints.activate(deps.engine, project, checkpoint)
+    return list_models(deps, project), (f"Checkpoint #{info.id} ({info.arch}) is now the active model: Explain, "
+                                        "Fine-tune and evaluation use it.")
+
+
+def recover(deps: AppDeps, project: str, checkpoint: Any, epochs: Any) -> str:
+    """Start the B-cosification recipe on the selected checkpoint: a fine-tune without boxes (λ 0, lr 1e-4)."""
+    if not project:
+        raise gr.Error("Pick a project first (top of the page).")
+    if isinstance(epochs, float) and epochs.is_integer():
+        epochs = int(epochs)
+    with user_errors():
+        ref = checkpoints.checkpoint_id(checkpoint)
+        launched = model_factory.launch_recovery(deps.engine, deps.settings, project, ref,
+                                                 model_factory.DEFAULT_RECOVERY_EPOCHS if epochs is None else epochs)
+    return (f"Recovery run {launched.run_id} of checkpoint #{ref} started (no boxes, λ 0, lr 1e-4): follow it in the "
+            "Fine-tune tab; its checkpoints appear here when it is done.")
+
+
+def selected_checkpoint(table: pd.DataFrame, row: int | None) -> int | None:
+    """The id in row `row` of the table (a click on any cell of it), or None."""
+    if row is None or table is None or len(table) == 0 or not 0 <= row < len(table):
+        return None
+    value = table.iloc[row]["id"]
+    return int(value) if str(value).strip().isdigit() else None
