@@ -3,7 +3,8 @@
 Named events (drive them with gradio_client, `api_name=`): /projects, /filters, /gallery, /explain,
 /load_boxes, /save_boxes, /undo_boxes, /propose_box, /next_image, /prev_image (see also
 `ui.tabs`: /start_training, /poll_training, /cancel_training, /checkpoints, /compare,
-/activate, /export_report, /models, /register_checkpoint, /convert_torchvision).
+/activate, /export_report, /models, /register_checkpoint, /new_model, /activate_model,
+/recover_model, /import_data, /set_image_size).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ui.handlers import explore
 from ui.preparing import build_preparing_banner
 from ui.tabs.annotate import LABEL_SYNC_JS, build_annotate_tab
 from ui.tabs.compare import build_compare_tab
+from ui.tabs.data import build_data_tab
 from ui.tabs.explain import build_explain_tab
 from ui.tabs.explore import build_explore_tab
 from ui.tabs.finetune import build_finetune_tab
@@ -103,6 +105,8 @@ def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Bl
             with gr.Tab("Models", id="models") as models_tab:
                 on_load.append(build_models_tab(deps, project))
                 models_tab.select(on_load[-1][0], project, on_load[-1][1], api_visibility="private")  # new runs
+            with gr.Tab("Data", id="data"):
+                on_load.append(build_data_tab(deps, project))
         gr.Button(visible=False).click(lambda: gr.update(choices=explore.project_names(deps)), None, project,
                                        api_name="projects")
 
