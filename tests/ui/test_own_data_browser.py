@@ -1,0 +1,157 @@
+"""Issue 12 in a real browser, no Python in the user's path: a zip of class folders and two CSVs become a project
+(Data tab), a first model is made (Models: New model), trained without boxes (Fine-tune, λ 0), activated
+(Models: select a row, Activate), an image explained (Explain), the model fine-tuned with boxes, and the two
+compared (Compare). Tiny on purpose (24 images of 32 px, 1 epoch of 2 steps): two busy cores run it.
+
+Playwright drives Debian's Chromium (never `playwright install`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.settings import Settings
+from tests.ui.conftest import free_port
+from tests.ui.test_data_handlers import class_files, write_zip
+from ui.deps import AppDeps, build_deps
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+RUN_TIMEOUT_MS = 300_000  # a training process starts python, torch and the data on two shared cores
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """Wait up to 30 s for what the page shows (2 shared cores), then restore the default."""
+    expect.set_options(timeout=30_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
+@pytest.fixture()
+def empty_app(tmp_path: Path) -> Iterator[tuple[str, AppDeps]]:
+    """The app on an empty data dir (no project at all), launched in-process: `(url, deps)`."""
+    from ui.layout import build_demo, launch_options
+
+    deps = build_deps(Settings(data_dir=tmp_path / "data"))
+    demo = build_demo(deps)
+    demo.queue(default_concurrency_limit=4)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_options(deps.settings))
+    try:
+        yield f"http://127.0.0.1:{port}/", deps
+    finally:
+        demo.close()
+
+
+def user_files(folder: Path) -> tuple[Path, Path, Path]:
+    """What the user has: photos.zip (photos/<class>/*.png), groups.csv and boxes.csv beside it."""
+    files = class_files(12)
+    archive = write_zip(folder / "photos.zip", {f"photos/{k}": v for k, v in files.items() if k.endswith(".png")})
+    groups, boxes = folder / "groups.csv", folder / "boxes.csv"
+    groups.write_bytes(files["groups.csv"])
+    boxes.write_bytes(files["boxes.csv"])
+    return archive, groups, boxes
+
+
+def upload(page, elem_id: str, file: Path) -> None:
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(file))
+    expect(page.locator(f"#{elem_id}")).to_contain_text(file.name)
+
+
+def train(page, deps: AppDeps, lam: str) -> None:
+    """Fine-tune tab: λ, 1 epoch of at most 2 steps of 4 images; start and wait until the run ends (it must succeed)."""
+    page.get_by_role("tab", name="Fine-tune").click()
+    advanced = page.locator("#setting-lam input")
+    if not advanced.is_visible():
+        page.get_by_text("Advanced settings").click()
+    advanced.fill(lam)
+    page.locator("#setting-epochs input").fill("1")
+    page.locator("#setting-batch_size input").fill("4")
+    page.locator("#setting-max_steps_per_epoch input").fill("2")
+    page.locator("#setting-max_steps_per_epoch input").blur()
+    page.locator("#start-training").click()
+    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
+    status = page.locator("#run-status")
+    expect(status).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=RUN_TIMEOUT_MS)
+    if "succeeded" not in status.inner_text():  # say why: the run's error and its log
+        logs = [f.read_text(errors="replace")[-3000:] for f in (deps.data_dir / "runs").glob("*.log")]
+        pytest.fail(f"the run did not succeed: {page.locator('#train-progress').inner_text()}\n{''.join(logs)}")
+
+
+def test_own_data_to_a_guided_model_without_code(page, empty_app: tuple[str, AppDeps], tmp_path: Path) -> None:
+    url, deps = empty_app
+    archive, groups, boxes = user_files(tmp_path / "mine")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(url)
+
+    # Data: the zip and both CSVs become a project, which the page then selects
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#import-run").click()  # nothing chosen yet: the report says what to do
+    report = page.locator("#import-report textarea")
+    expect(report).to_have_value(re.compile(r"^Nothing imported.*Upload a \.zip", re.S))
+    upload(page, "import-zip", archive)
+    upload(page, "import-groups", groups)
+    upload(page, "import-boxes", boxes)
+    page.locator("#import-project textarea").fill("birds")
+    page.locator("#import-run").click()
+    expect(report).to_have_value(re.compile(r"project birds \(new\): 24 images added"), timeout=60_000)
+    expect(report).to_have_value(re.compile(r"12 boxes added.*train: cool 10, warm 10", re.S))
+    expect(report).to_have_value(re.compile(r"image size 32 px"))
+    expect(page.locator("#project input")).to_have_value("birds")
+    expect(page.locator("#image-size input")).to_have_value("32")
+    page.reload()  # made after the server started, the project is still offered after a reload
+    expect(page.locator("#project input")).to_have_value("birds")
+
+    # Models: a first model, from scratch; it becomes the active one (the project had none)
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#new-model").click()
+    expect(page.locator("#models-status textarea")).to_have_value(
+        re.compile(r"New model: checkpoint #1\. bcos_small initialised from scratch.*now the active model"))
+
+    # Fine-tune without boxes (λ 0), then activate the trained checkpoint (the newest row)
+    train(page, deps, "0")
+    page.get_by_role("tab", name="Models").click()
+    newest = page.locator('#models-table [data-testid="cell-0-0"]')
+    expect(newest).not_to_have_text("1")  # the run's checkpoint is listed first
+    trained = newest.inner_text().strip()
+    expect(page.locator("#models-table .eta-bar")).to_have_count(0)  # the list is not being refreshed
+    newest.click(timeout=60_000)
+    expect(page.locator("#models-selected input")).to_have_value(trained)
+    page.locator("#models-activate").click()
+    expect(page.locator("#models-status textarea")).to_have_value(
+        re.compile(rf"Checkpoint #{trained} \(bcos_small\) is now the active model"))
+
+    # Explain an image: click a tile in Explore, then the Explain tab shows its overlay
+    page.get_by_role("tab", name="Explore").click()
+    page.locator("#gallery .thumbnail-item").first.click()
+    expect(page.locator("#image-id input")).not_to_have_value("")
+    page.get_by_role("tab", name="Explain").click()
+    expect(page.locator("#overlay img")).to_be_visible(timeout=120_000)
+
+    # Fine-tune with the boxes (the default λ), then compare the guided model with the one before it
+    train(page, deps, "0.5")
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Refresh checkpoints").click()
+    page.locator("#compare-run").click()
+    expect(page.get_by_role("grid", name="Metrics")).to_contain_text("accuracy", timeout=120_000)
+    expect(page.get_by_role("grid", name="Metrics")).to_contain_text("epg")
