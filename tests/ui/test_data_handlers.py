@@ -4,6 +4,7 @@ as plain handler functions: every refusal says what is wrong (the zip entry, the
 from __future__ import annotations
 
 import io
+import json
 import stat
 import uuid
 import zipfile
@@ -175,6 +176,27 @@ def test_no_file_both_sources_and_not_a_zip_are_refused(deps: AppDeps, tmp_path:
     with pytest.raises(gr.Error, match="Val fraction 1 is outside"):
         _import(deps, uploaded(archive), val=1)
     _nothing_written(deps)
+
+
+def test_a_zip_of_a_coco_export_finds_its_images_folder_and_refuses_a_boxes_csv(deps: AppDeps,
+                                                                                tmp_path: Path) -> None:
+    images = [{"id": i, "file_name": f"{label}_{i}.png", "width": 32, "height": 32}
+              for i, label in enumerate(CLASSES * 2)]
+    coco = {"images": images, "categories": [{"id": 1, "name": "cool"}, {"id": 2, "name": "warm"}],
+            "annotations": [{"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [8, 8, 12, 12]}
+                            for i in range(len(images))]}
+    files = {f"export/images/{im['file_name']}": png_bytes(CLASSES[im["id"] % 2], im["id"]) for im in images}
+    archive = write_zip(tmp_path / "export.zip", {**files, "export/result.json": json.dumps(coco).encode()})
+    report, _, project, _ = _import(deps, uploaded(archive), project="", task="single_label")
+    assert project == "export" and "4 images added" in report and "4 boxes added" in report
+    assert "COCO result.json, images in images/" in report
+    assert catalog.get_project(deps.engine, "export").task == "single_label"
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("file,label,x0,y0,x1,y1\n")
+    with pytest.raises(gr.Error, match="COCO carries its boxes"):
+        _import(deps, uploaded(archive), project="other", boxes=uploaded(boxes))
+    assert catalog.project_names(deps.engine) == ["export"]
+    assert [p.name for p in (deps.data_dir / "imports").iterdir()] == ["export"]  # the refused copy is gone
 
 
 def test_a_server_folder_with_its_own_splits_keeps_them(deps: AppDeps, tmp_path: Path) -> None:
