@@ -93,6 +93,7 @@ def test_annotate_opens_on_the_next_image_needing_a_box(page, served: tuple[str,
     url, tiny = served
     expected = next_needing_box(tiny.deps.engine, tiny.name)
     page.goto(url)
+    expect(page.get_by_role("tab", name="Annotate")).to_be_visible(timeout=30_000)  # the page has rendered
     expect(page.locator("#image-id input")).to_have_value(re.compile(r"^0?$"))  # nothing picked (gradio shows 0)
     page.get_by_role("tab", name="Annotate").click()
     # the page's first loads (gallery, class maps) run first on a busy machine: allow them time
