@@ -140,14 +140,15 @@ def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     cpus = usable_cpus()
     app_env = thread_env(dict(os.environ))
     default_wait = {**os.environ, "OMP_WAIT_POLICY": ""}  # before: libgomp's default (spin, then sleep)
-    configurations: dict[str, Any] = {"train": lambda: train_seconds(data_dir, args.steps, app_env),
-                                      "train, libgomp default wait": lambda: train_seconds(data_dir, args.steps,
-                                                                                           default_wait),
-                                      "explain, server setting": lambda: explain_ms(data_dir, args.explain_images,
-                                                                                    None)}
-    for threads in range(1, cpus + 1):
-        configurations[f"explain, {threads} thread(s)"] = (
-            lambda t=threads: explain_ms(data_dir, args.explain_images, t))
+    configurations: dict[str, Any] = {}
+    if "train" in args.parts:
+        configurations["train"] = lambda: train_seconds(data_dir, args.steps, app_env)
+        configurations["train, libgomp default wait"] = lambda: train_seconds(data_dir, args.steps, default_wait)
+    if "explain" in args.parts:
+        configurations["explain, server setting"] = lambda: explain_ms(data_dir, args.explain_images, None)
+        for threads in range(1, cpus + 1):
+            configurations[f"explain, {threads} thread(s)"] = (
+                lambda t=threads: explain_ms(data_dir, args.explain_images, t))
     results: dict[str, Any] = {name: {"quiet": [], "hog": []} for name in configurations}
     for _ in range(args.repeats):
         for name, run in configurations.items():
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--explain-images", type=int, default=24, help="uncached explanations per configuration")
     parser.add_argument("--repeats", type=int, default=1, help="quiet/hog rounds (medians reported)")
     parser.add_argument("--quick", action="store_true", help="3 steps, 6 explanations")
+    parser.add_argument("--parts", nargs="+", choices=("train", "explain"), default=["train", "explain"])
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -3,40 +3,49 @@
 - :mod:`core.data.records`: :class:`ImageRecord`, the image loader and :class:`ImageLoadError`.
 - :mod:`core.data.dataset`: :class:`GuidanceDataset`, :func:`collate_guidance`, :func:`images_to_batch`.
 - :mod:`core.data.synthetic`: :func:`generate_demo_dataset` and :func:`demo_records` (issue 5).
+
+The names are resolved lazily (PEP 562): importing ``core.data.synthetic`` (numpy and OpenCV) must not
+import torch, because the demo generator's worker processes start fresh interpreters that import it.
 """
 
-from core.data.dataset import GuidanceDataset, Sample, collate_guidance, images_to_batch
-from core.data.records import Box, ImageLoadError, ImageRecord, load_rgb, resize_rgb, scale_boxes
-from core.data.synthetic import (
-    CLASSES,
-    GENERATOR_VERSION,
-    GROUPS,
-    RenderStyle,
-    SyntheticConfig,
-    demo_records,
-    generate_demo_dataset,
-    group_name,
-    load_manifest,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CLASSES",
-    "GENERATOR_VERSION",
-    "GROUPS",
-    "Box",
-    "GuidanceDataset",
-    "ImageLoadError",
-    "ImageRecord",
-    "RenderStyle",
-    "Sample",
-    "SyntheticConfig",
-    "collate_guidance",
-    "demo_records",
-    "generate_demo_dataset",
-    "group_name",
-    "images_to_batch",
-    "load_manifest",
-    "load_rgb",
-    "resize_rgb",
-    "scale_boxes",
-]
+import importlib
+from typing import Any
+
+_HOME = {
+    "GuidanceDataset": "dataset",
+    "Sample": "dataset",
+    "collate_guidance": "dataset",
+    "images_to_batch": "dataset",
+    "Box": "records",
+    "ImageLoadError": "records",
+    "ImageRecord": "records",
+    "load_rgb": "records",
+    "resize_rgb": "records",
+    "scale_boxes": "records",
+    "CLASSES": "synthetic",
+    "GENERATOR_VERSION": "synthetic",
+    "GROUPS": "synthetic",
+    "RenderStyle": "synthetic",
+    "SyntheticConfig": "synthetic",
+    "demo_records": "synthetic",
+    "generate_demo_dataset": "synthetic",
+    "group_name": "synthetic",
+    "load_manifest": "synthetic",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"core.data.{module}"), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])

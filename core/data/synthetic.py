@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -169,11 +168,17 @@ def _quiet_worker() -> None:
 
 
 def _pool(workers: int) -> Executor | None:
-    """A fork-based process pool (workers start at once; the drawing code needs no fresh interpreter), or
-    None where fork is unavailable or one worker is asked for (then the caller draws in this process)."""
-    if workers <= 1 or not sys.platform.startswith("linux"):
+    """A process pool of fresh interpreters, or None when one worker is asked for (then the caller draws in
+    this process).
+
+    Spawned, never forked: the callers (the server, the test session, a trainer) already run OpenCV's, torch's
+    and the server's threads, and a forked child inherits their locks but not the threads that would release
+    them, so it can hang for good (CI hung here once). A worker imports only this module (numpy, OpenCV and
+    Pillow; ``core.data`` resolves its names lazily, so torch stays out), well under a second.
+    """
+    if workers <= 1:
         return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_quiet_worker)
 
 
