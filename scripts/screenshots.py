@@ -6,7 +6,10 @@ In a temp data dir it builds the demo project with the shipped baseline `checkpo
 and evaluates it on the test split (when the baseline exists; otherwise a small demo-like project
 with a random-weight checkpoint and made-up evaluation rows), serves the app in-process, fine-tunes
 through the UI (one click on the recommended settings; `--short`: a few steps) and writes
-docs/{explore,explain,annotate,finetune,compare,models}.png.
+docs/{explore,explain,annotate,finetune,compare,models,import}.png at 1440×900 (import.png: a zip of class
+folders with groups.csv and boxes.csv imported in the Data tab as project ``birds``).
+
+Imports of the app sit inside functions: `REPO` must be on sys.path first, and `--help` stays instant.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 import socket
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +103,7 @@ def shoot(url: str, out: Path, short: bool = False) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(url)
         shoot_explore(page, out)
         shoot_explain_and_annotate(page, out)
@@ -108,6 +112,7 @@ def shoot(url: str, out: Path, short: bool = False) -> None:
         page.get_by_role("tab", name="Models").click()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "models.png"), full_page=True)
+        shoot_data(page, out)
         browser.close()
 
 
@@ -166,6 +171,46 @@ def shoot_compare(page: Any, out: Path) -> None:
     expect(page.locator("#compare-note")).to_contain_text("Before", timeout=120_000)
     page.wait_for_timeout(2000)
     page.screenshot(path=str(out / "compare.png"), full_page=True)
+
+
+def own_data_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A user's upload: a zip of 24 demo-like images in class folders, groups.csv and boxes.csv (half boxed)."""
+    from core.data import SyntheticConfig, generate_demo_dataset, load_manifest  # torch: after sys.path is set
+
+    source = folder / "generated"
+    generate_demo_dataset(source, SyntheticConfig(seed=7, train_size=20, val_size=2, test_size=2, image_size=48),
+                          workers=1)
+    entries = load_manifest(source)["images"]
+    archive, groups, boxes = folder / "photos.zip", folder / "groups.csv", folder / "boxes.csv"
+    group_lines, box_lines = ["file,group"], ["file,label,x0,y0,x1,y1"]
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i, entry in enumerate(entries):
+            label = entry["group"].split("/")[0]
+            name = f"{label}/{i:03d}.png"
+            zf.write(source / entry["file"], f"photos/{name}")
+            group_lines.append(f"{name},{entry['group']}")
+            if i % 2 == 0:
+                box_lines.append(f"{name},{label}," + ",".join(str(v) for v in entry["box"]))
+    groups.write_text("\n".join(group_lines) + "\n", encoding="utf-8")
+    boxes.write_text("\n".join(box_lines) + "\n", encoding="utf-8")
+    return archive, groups, boxes
+
+
+def shoot_data(page: Any, out: Path) -> None:
+    """The Data tab after importing a user's zip of class folders with its two CSVs into a new project."""
+    from playwright.sync_api import expect  # optional dependency: only this script and the browser tests need it
+
+    archive, groups, boxes = own_data_files(Path(tempfile.mkdtemp(prefix="screenshots-upload-")))
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#import-zip input[type=file]").set_input_files(str(archive))
+    page.locator("#import-groups input[type=file]").set_input_files(str(groups))
+    page.locator("#import-boxes input[type=file]").set_input_files(str(boxes))
+    page.locator("#import-project textarea, #import-project input").first.fill("birds")
+    page.locator("#import-run").click()
+    expect(page.locator("#import-report textarea")).to_contain_text("images added", timeout=120_000)
+    page.wait_for_timeout(1500)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(out / "import.png"))
 
 
 def main() -> int:

@@ -401,3 +401,15 @@ def test_explanations_are_cached_per_image_size(tiny: TinyProject) -> None:
     small = tiny.deps.explanations.explain(request, "bcos", "input", 0)
     larger = tiny.deps.explanations.explain(replace(request, image_size=request.image_size * 2), "bcos", "input", 0)
     assert small.key != larger.key and small.overlay_path != larger.overlay_path  # a new size is a new explanation
+
+
+def test_explore_without_a_project_says_how_to_get_one(tmp_path: Path) -> None:
+    """An install with no project: the gallery is empty and says where projects come from, no error toast."""
+    from services.settings import Settings  # only this test builds its own deps (no fixture project)
+    from ui.deps import build_deps
+
+    deps = build_deps(Settings(data_dir=tmp_path / "data"))
+    assert explore.project_names(deps) == []
+    items, summary, page, ids = explore.gallery_page(deps, None, ANY, ANY, ANY, "any", False, "Name", 0)
+    assert (items, page, ids) == ([], 0, [])
+    assert "No project yet" in summary and "Data" in summary and "app.py demo" in summary

@@ -118,6 +118,10 @@ def _filter(deps: AppDeps, project: str, split: str, class_name: str, group: str
     )
 
 
+NO_PROJECT = ("**No project yet.** Import your images in the **Data** tab (a zip or a folder of class folders, "
+              "VOC or COCO), or build the built-in demo with `python app.py demo`.")
+
+
 def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group: str, annotated: str,
                  wrong_only: bool, sort: str, page: int, region: Mapping[str, Any] | None = None
                  ) -> tuple[list[tuple[str, str]], str, int, list[int]]:
@@ -127,6 +131,8 @@ def gallery_page(deps: AppDeps, project: str, split: str, class_name: str, group
     Returns `(items, summary, page, image_ids)`: `(file path, caption)` tiles, a markdown line with
     the counts, the (clamped, 0-based) page shown and the image id of each tile.
     """
+    if not project:  # an install without a project yet: say how to get one, no error toast
+        return [], NO_PROJECT, 0, []
     thumbs = deps.data_dir / "cache" / "thumbnails"
     if region and region.get("ids"):
         with user_errors():
