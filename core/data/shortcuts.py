@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from common import write_json_atomically
 from core.data.records import ImageRecord
+from core.data.split_sizes import SPLITS, SplitSizes
 from core.data.synthetic import GROUPS as DEMO_GROUPS
 from core.data.synthetic import SyntheticConfig, demo_records, generate_demo_dataset
 from core.data.synthetic_draw import _background, _hsv_to_rgb, _smooth_noise
@@ -55,20 +56,13 @@ log = logging.getLogger(__name__)
 
 SHORTCUTS_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-SPLITS = ("train", "val", "test")
 Rendered = tuple[np.ndarray, list[tuple[tuple[int, int, int, int], int]]]  # pixels, [(box, class)]
 
 
 @dataclass(frozen=True)
-class ShortcutConfig:
+class ShortcutConfig(SplitSizes):
     """Sizes and proportions of one benchmark's data set; every field is recorded in the manifest."""
 
-    seed: int = 0
-    image_size: int = 64
-    train_size: int = 2000
-    val_size: int = 400
-    test_size: int = 800
-    train_aligned: float = 0.95  # share of training images whose cue agrees with the class (0.5: no information)
     eval_aligned: float = 0.5  # the same on val and test
     imported_fraction: float = 0.10  # train images whose boxes a new project has
 
@@ -305,9 +299,8 @@ def _is_current(directory: Path, name: str, config: ShortcutConfig) -> bool:
 
 
 def _demo_config(config: ShortcutConfig) -> SyntheticConfig:
-    return SyntheticConfig(seed=config.seed, image_size=config.image_size, train_size=config.train_size,
-                           val_size=config.val_size, test_size=config.test_size, train_aligned=config.train_aligned,
-                           val_aligned=config.eval_aligned, test_aligned=config.eval_aligned,
+    sizes = {f.name: getattr(config, f.name) for f in fields(SplitSizes)}
+    return SyntheticConfig(**sizes, val_aligned=config.eval_aligned, test_aligned=config.eval_aligned,
                            imported_fraction=config.imported_fraction)
 
 

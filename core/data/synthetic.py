@@ -50,6 +50,7 @@ import numpy as np
 from common import write_json_atomically
 from common.cpus import usable_cpus
 from core.data.records import ImageRecord
+from core.data.split_sizes import SPLITS, SplitSizes
 from core.data.synthetic_draw import CUE_COLOURS, RenderStyle, draw_image, sample_object
 
 __all__ = [
@@ -71,7 +72,6 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 CLASSES = ("warm", "cool")
-SPLITS = ("train", "val", "test")
 CUE_NAMES = ("green", "magenta")
 
 
@@ -84,15 +84,9 @@ GROUPS = tuple(group_name(label, cue) for label in range(2) for cue in range(2))
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(SplitSizes):
     """Sizes and proportions of the demo set; every field is recorded in the manifest."""
 
-    seed: int = 0
-    image_size: int = 64
-    train_size: int = 2000
-    val_size: int = 400
-    test_size: int = 800
-    train_aligned: float = 0.95
     val_aligned: float = 0.5
     test_aligned: float = 0.5
     imported_fraction: float = 0.10
