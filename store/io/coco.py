@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,35 +50,39 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _entries(data: dict[str, Any], section: str, field: str, name: str,
+             plan: ImportPlan) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of `data[section]` with an integer 'id' not seen before and a string `field`, with its place
+    for messages; a problem for every other entry (problems keep the file's order: the caller's come in between)."""
+    seen: set[int] = set()
+    for k, entry in enumerate(data[section]):
+        where = f"{name}: {section}[{k}]"
+        if not isinstance(entry, dict) or not _is_int(entry.get("id")) or not isinstance(entry.get(field), str):
+            plan.problems.append(f"{where}: needs an integer 'id' and a string {field!r}")
+        elif entry["id"] in seen:
+            plan.problems.append(f"{where}.id: {entry['id']} used twice")
+        else:
+            seen.add(entry["id"])
+            yield where, entry
+
+
 def _categories(data: dict[str, Any], name: str, plan: ImportPlan) -> dict[int, str]:
     categories: dict[int, str] = {}
-    for k, cat in enumerate(data["categories"]):
-        where = f"{name}: categories[{k}]"
-        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
-            plan.problems.append(f"{where}: needs an integer 'id' and a string 'name'")
-        elif cat["id"] in categories:
-            plan.problems.append(f"{where}.id: {cat['id']} used twice")
-        else:
-            categories[cat["id"]] = cat["name"].strip()
-            if not categories[cat["id"]]:
-                plan.problems.append(f"{where}.name: blank (category id {cat['id']}); give every category a name")
+    for where, cat in _entries(data, "categories", "name", name, plan):
+        categories[cat["id"]] = cat["name"].strip()
+        if not categories[cat["id"]]:
+            plan.problems.append(f"{where}.name: blank (category id {cat['id']}); give every category a name")
     return categories
 
 
 def _images(data: dict[str, Any], name: str, images_dir: Path, split: str, confinement: Confinement,
             plan: ImportPlan) -> dict[int, PlannedImage]:
     images: dict[int, PlannedImage] = {}
-    for k, img in enumerate(data["images"]):
-        where = f"{name}: images[{k}]"
-        if not isinstance(img, dict) or not _is_int(img.get("id")) or not isinstance(img.get("file_name"), str):
-            plan.problems.append(f"{where}: needs an integer 'id' and a string 'file_name'")
-        elif img["id"] in images:
-            plan.problems.append(f"{where}.id: {img['id']} used twice")
-        else:
-            images[img["id"]] = PlannedImage(file=images_dir / img["file_name"], split=split)
-            refusal = confinement.refusal(images[img["id"]].file)
-            if refusal is not None:
-                plan.problems.append(f"{where}.file_name: {refusal}")
+    for where, img in _entries(data, "images", "file_name", name, plan):
+        images[img["id"]] = PlannedImage(file=images_dir / img["file_name"], split=split)
+        refusal = confinement.refusal(images[img["id"]].file)
+        if refusal is not None:
+            plan.problems.append(f"{where}.file_name: {refusal}")
     return images
 
 
