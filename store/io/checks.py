@@ -33,6 +33,20 @@ def finite_float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def pixel_coordinate(text: str, what: str, problems: list[str]) -> float | None:
+    """`text` as a finite float; None and a problem "`what` 'text' is not a (finite) number" when it is not one."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"{what} {text!r} is not a number; write the pixel coordinate")
+        return None
+    if not math.isfinite(value):  # float() reads "nan", "inf" and 1e400 (= inf) without complaint
+        problems.append(f"{what} {text!r} is not a finite number; write the pixel coordinate")
+        return None
+    return value
+
+
 class Confinement:
     """Keeps imported files inside a data set folder: symlinks and `..` are followed before the check."""
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
-from store.io.checks import decode_utf8
+from store.io.checks import decode_utf8, pixel_coordinate
 from store.io.plan import ImportPlan, PlannedBox, PlannedImage, Skipped, round_coord
 
 FILE_COLUMNS = ("file", "filename", "file_name", "path")
@@ -104,18 +103,6 @@ def assign_groups(plan: ImportPlan, csv_path: Path) -> None:
             found.group = cells["group"] or None
 
 
-def _coordinate(text: str, column: str, where: str, plan: ImportPlan) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        plan.problems.append(f"{where}: {column} {text!r} is not a number; write the pixel coordinate")
-        return None
-    if not math.isfinite(value):  # float() reads "nan", "inf" and 1e400 (= inf) without complaint
-        plan.problems.append(f"{where}: {column} {text!r} is not a finite number; write the pixel coordinate")
-        return None
-    return round_coord(value)
-
-
 def add_boxes(plan: ImportPlan, csv_path: Path) -> None:
     """Add the boxes of a `file,label,x0,y0,x1,y1` CSV (pixels of the image as a viewer shows it).
 
@@ -133,8 +120,8 @@ def add_boxes(plan: ImportPlan, csv_path: Path) -> None:
         if not cells["label"]:
             plan.problems.append(f"{where}: label is blank; name the class of the box")
             continue
-        coords = [_coordinate(cells[c], c, where, plan) for c in COORD_COLUMNS]
+        coords = [pixel_coordinate(cells[c], f"{where}: {c}", plan.problems) for c in COORD_COLUMNS]
         if any(c is None for c in coords):
             continue
-        x0, y0, x1, y1 = (float(c) for c in coords)  # type: ignore[arg-type]
+        x0, y0, x1, y1 = (round_coord(c) for c in coords)  # type: ignore[arg-type]
         found.boxes.append(PlannedBox(cells["label"], x0, y0, x1, y1, where=f"{where} ({cells['label']})"))

@@ -6,12 +6,11 @@ VOC pixel indices are 1-based and inclusive; they are stored as continuous coord
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from store.io.checks import Confinement, decode_utf8
+from store.io.checks import Confinement, decode_utf8, pixel_coordinate
 from store.io.plan import ImportPlan, PlannedBox, PlannedImage, Skipped, round_coord
 
 SPLITS = ("train", "val", "test")
@@ -64,15 +63,7 @@ def _number(obj: ET.Element, field: str, where: str, plan: ImportPlan) -> float 
     if text is None or not text.strip():
         plan.problems.append(f"{where}/{field}: missing")
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        plan.problems.append(f"{where}/{field}: {text.strip()!r} is not a number")
-        return None
-    if not math.isfinite(value):  # float() reads "nan", "inf" and 1e400 (= inf) without complaint
-        plan.problems.append(f"{where}/{field}: {text.strip()!r} is not a finite number; write the pixel coordinate")
-        return None
-    return value
+    return pixel_coordinate(text, f"{where}/{field}:", plan.problems)
 
 
 def _flags(obj: ET.Element) -> dict[str, Any]:
