@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-__all__ = ["TORCHVISION_BUILDERS", "head_classes", "load_torchvision_weights", "torchvision_model_from_state",
-           "torchvision_state_dict"]
+__all__ = ["TORCHVISION_BUILDERS", "head_classes", "load_torchvision_weights", "torchvision_arch",
+           "torchvision_model_from_state", "torchvision_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +30,20 @@ _OLD_DENSENET_KEY = re.compile(
 )
 
 
-def _guess_arch(keys: set[str]) -> str:
+def torchvision_arch(keys: set[str]) -> str | None:
+    """The torchvision architecture a state dict's keys look like (``densenet121``, ``resnet50``, ``resnet18``;
+    ``resnet18`` stands for resnet18/34, which have the same first blocks), or None."""
     if any(k.startswith("features.denseblock") for k in keys):
         return "densenet121"
     if "layer1.0.conv3.weight" in keys:
         return "resnet50"
     if "layer1.0.conv2.weight" in keys:
         return "resnet18"
-    return "an unknown architecture"
+    return None
+
+
+def _guess_arch(keys: set[str]) -> str:
+    return torchvision_arch(keys) or "an unknown architecture"
 
 
 def torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:

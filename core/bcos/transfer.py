@@ -23,7 +23,12 @@ from torch import Tensor, nn
 from core import methods
 from core.bcos.bcosify import bcosify
 from core.bcos.registry import build_model
-from core.bcos.torchvision_weights import head_classes, torchvision_model_from_state, torchvision_state_dict
+from core.bcos.torchvision_weights import (
+    head_classes,
+    torchvision_arch,
+    torchvision_model_from_state,
+    torchvision_state_dict,
+)
 
 __all__ = ["Transfer", "describe_keys", "model_from_weights"]
 
@@ -60,6 +65,9 @@ def _head_prefix(arch: str) -> str:
     return "head." if methods.ARCHITECTURES[arch].torchvision else "fc."
 
 
+_KEYS_ALSO_FIT = {"resnet18": "resnet18/34"}  # torchvision_arch's name -> what such keys may come from
+
+
 def describe_keys(keys: set[str]) -> str:
     """What a state dict's keys look like, for messages ("a torchvision resnet50", "a B-cos ResNet", ...)."""
     if any(k.startswith("features.") and ".linear." in k for k in keys):
@@ -67,12 +75,9 @@ def describe_keys(keys: set[str]) -> str:
     if "conv1.linear.weight" in keys:
         deep = "layer1.0.conv3.linear.weight" in keys
         return f"a B-cos ResNet{'-50' if deep else ''} (use {'bcos_resnet50' if deep else 'a bcos_* architecture'})"
-    if any(k.startswith("features.denseblock") for k in keys):
-        return "a torchvision densenet121 (use bcosified_densenet121)"
-    if "layer1.0.conv3.weight" in keys:
-        return "a torchvision resnet50 (use bcosified_resnet50)"
-    if "layer1.0.conv2.weight" in keys:
-        return "a torchvision resnet18/34 (use bcosified_resnet18)"
+    arch = torchvision_arch(keys)
+    if arch is not None:
+        return f"a torchvision {_KEYS_ALSO_FIT.get(arch, arch)} (use bcosified_{arch})"
     return "no architecture this app knows"
 
 
