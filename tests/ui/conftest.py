@@ -1,10 +1,15 @@
-"""A tiny project on a temp data dir + SQLite: 8 images, 2 classes, a small B-cos checkpoint, an evaluation."""
+"""A tiny project on a temp data dir + SQLite: 8 images, 2 classes, a small B-cos checkpoint, an evaluation.
+
+Also what every browser module shares: Chromium's launch arguments and the app launched in-process
+(the page helpers are in tests/ui/browser.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +26,10 @@ from ui.deps import AppDeps, build_deps
 PROJECT = "tiny"
 CLASSES = ["warm", "cool"]
 SIZE = 32
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install`
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 
 
 @dataclass(frozen=True)
@@ -94,18 +103,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TinyProject]]:
-    """The app on the tiny project, launched in-process on a free port: `(url, project)`."""
+@contextmanager
+def launched(deps: AppDeps) -> Iterator[str]:
+    """The app on `deps`, launched in-process on a free port for the `with` block: its URL."""
     from ui.layout import build_demo, launch_options
 
-    project = build_tiny_project(tmp_path_factory.mktemp("served") / "data")
-    demo = build_demo(project.deps)
+    demo = build_demo(deps)
     demo.queue(default_concurrency_limit=4)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_options(project.deps.settings))
+                **launch_options(deps.settings))
     try:
-        yield f"http://127.0.0.1:{port}/", project
+        yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TinyProject]]:
+    """The app on the tiny project, launched in-process on a free port: `(url, project)`."""
+    project = build_tiny_project(tmp_path_factory.mktemp("served") / "data")
+    with launched(project.deps) as url:
+        yield url, project
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright's launch arguments, overridden for every browser module here: Debian's Chromium."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}

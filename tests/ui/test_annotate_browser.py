@@ -5,36 +5,16 @@ undo that asks before undoing someone else's change, and Annotate opening on the
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from services import annotations
 from services.annotation_queue import next_needing_box
-from store.db import session_scope
-from store.models import Box
-from tests.ui.conftest import SIZE, TinyProject
-from ui.data.display import display_scale
+from tests.ui.browser import drag_box, expect, live_boxes, open_annotate, require_chromium, wait_for_editor_label
+from tests.ui.conftest import TinyProject
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
-SHOWN = display_scale(SIZE, SIZE)  # the editor gets the 32×32 images enlarged 16× (512 px)
-REPO = Path(__file__).resolve().parents[2]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+require_chromium()
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +24,7 @@ def browser_context_args(browser_context_args: dict) -> dict:
 
 def open_image(page, url: str, tile: int) -> int:
     """Open the app, click gallery tile `tile` (name order), go to Annotate; the image id."""
-    page.goto(url)
-    page.locator("#gallery button.thumbnail-item, #gallery .thumbnail-item").nth(tile).click()
-    expect(page.locator("#image-id input")).not_to_have_value("")
-    page.get_by_role("tab", name="Annotate").click()
-    expect(page.locator("#annot canvas")).to_be_visible()
+    open_annotate(page, url, tile)
     expect(page.locator("#annot-title")).to_contain_text(f"#{page.locator('#image-id input').input_value()} ")
     return int(page.locator("#image-id input").input_value())
 
@@ -60,29 +36,7 @@ def editor_default_label(page) -> str | None:
 
 def wait_for_label(page, label: str) -> None:
     expect(page.locator("#annot-label input:checked")).to_have_value(label)
-    page.wait_for_function("(label) => document.querySelector('#annot .annotator-container')"
-                           "?.dataset.defaultLabel === label", arg=label)
-
-
-def drag_box(page, x0: float, y0: float, x1: float, y1: float) -> None:
-    """Draw a box given in original image pixels with the mouse; it takes the label picked (no pop-up)."""
-    page.bring_to_front()  # a background tab is throttled
-    page.locator('#annot button[aria-label="Create box"]').click()
-    canvas = page.locator("#annot canvas").bounding_box()
-    shown_width = SIZE * SHOWN
-    scale = min(1.0, canvas["width"] / shown_width) * SHOWN  # screen pixels per original pixel
-    left = canvas["x"] + (canvas["width"] - shown_width * scale / SHOWN) / 2
-    page.mouse.move(left + x0 * scale, canvas["y"] + y0 * scale)
-    page.mouse.down()
-    page.mouse.move(left + x1 * scale, canvas["y"] + y1 * scale, steps=8)
-    page.mouse.up()
-
-
-def live(tiny: TinyProject, image_id: int) -> list[tuple[str, str, tuple[float, ...]]]:
-    with session_scope(tiny.deps.engine) as session:
-        rows = session.scalars(select(Box).where(Box.image_id == image_id, Box.deleted_at.is_(None))
-                               .order_by(Box.id)).all()
-        return [(b.klass.name, b.author, (b.x0, b.y0, b.x1, b.y1)) for b in rows]
+    wait_for_editor_label(page, label)
 
 
 def status(page):
@@ -116,7 +70,7 @@ def test_number_key_picks_the_label_of_the_next_box(page, served: tuple[str, Tin
     drag_box(page, 4, 4, 20, 20)
     page.keyboard.press("Control+s")
     expect(status(page)).to_have_value(re.compile(r"^Saved 1"))
-    [(label, author, coords)] = live(tiny, image_id)
+    [(label, author, coords)] = live_boxes(tiny, image_id)
     assert (label, author) == ("cool", "local") and coords == pytest.approx((4, 4, 20, 20), abs=0.5)
     expect(page.locator("#annot-boxes")).to_contain_text("cool")
 
@@ -134,13 +88,13 @@ def test_conflict_keeps_the_unsaved_boxes_and_reapplies_them(page, served: tuple
     expect(status(other)).to_have_value(re.compile(r"^Conflict"))
     expect(other.locator("#pending-panel")).to_be_visible()  # the unsaved box is still shown, beside the stored one
     expect(other.locator("#annot-pending canvas")).to_be_visible()
-    assert len(live(tiny, image_id)) == 1
+    assert len(live_boxes(tiny, image_id)) == 1
     other.locator("#reapply-edit").click()
     expect(status(other)).to_have_value(re.compile(r"^Re-applied 1"))
     other.locator("#save-boxes").click()
     expect(status(other)).to_have_value(re.compile(r"^Saved 1"))
     expect(other.locator("#pending-panel")).to_be_hidden()
-    coords = sorted(c for _, _, c in live(tiny, image_id))
+    coords = sorted(c for _, _, c in live_boxes(tiny, image_id))
     assert coords == [pytest.approx((2, 2, 12, 12), abs=0.5), pytest.approx((16, 16, 30, 30), abs=0.5)]
 
 
@@ -154,10 +108,10 @@ def test_undo_of_someone_elses_change_asks_first(page, served: tuple[str, TinyPr
     page.locator("#undo-boxes").click()
     expect(status(page)).to_have_value(re.compile(r"newest change is bob's .*Click Undo again to confirm"))
     expect(page.locator("#undo-boxes")).to_have_text("Confirm undo")
-    assert [a for _, a, _ in live(tiny, image_id)] == ["bob"]  # nothing undone yet
+    assert [a for _, a, _ in live_boxes(tiny, image_id)] == ["bob"]  # nothing undone yet
     page.locator("#undo-boxes").click()
     expect(status(page)).to_have_value(re.compile(r"^undone the last change by bob"))
-    assert live(tiny, image_id) == []
+    assert live_boxes(tiny, image_id) == []
     expect(page.locator("#undo-boxes")).to_have_text("Undo my last save")
 
 
@@ -175,4 +129,4 @@ def test_a_stale_tabs_undo_does_not_remove_another_tabs_box(page, served: tuple[
     other.bring_to_front()
     other.locator("#undo-boxes").click()
     expect(status(other)).to_have_value(re.compile(r"^Conflict: .*changed since you loaded it.*Nothing was undone"))
-    assert len(live(tiny, image_id)) == 2
+    assert len(live_boxes(tiny, image_id)) == 2

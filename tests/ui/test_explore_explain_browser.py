@@ -7,38 +7,16 @@ Playwright drives Debian's Chromium (never `playwright install`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from services.mean_map_pictures import GAP
+from tests.ui.browser import expect, expect_patience, require_chromium
 from tests.ui.conftest import TinyProject
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(autouse=True)
-def patient_expect() -> Iterator[None]:
-    """Wait up to 20 s for what the page shows (2 shared cores: a first page load can take 10 s), then restore."""
-    expect.set_options(timeout=20_000)
-    yield
-    expect.set_options(timeout=5_000)
+require_chromium()
+patient_expect = expect_patience(20_000)  # 2 shared cores: a first page load can take 10 s
 
 
 def choose(page, elem_id: str, option: str) -> None:

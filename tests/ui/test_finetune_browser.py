@@ -12,7 +12,6 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -22,33 +21,12 @@ from store.db import session_scope
 from store.models_runs import TrainingRun
 from store.projects import ImageInput, add_images, create_project, get_project, set_image_labels
 from store.runs import active_checkpoint, create_training_run, register_checkpoint, update_training_run
+from tests.ui.browser import expect, expect_patience, require_chromium, require_train_command
 from tests.ui.conftest import CLASSES, SIZE, TinyProject
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
-REPO = Path(__file__).resolve().parents[2]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(autouse=True)
-def patient_expect() -> Iterator[None]:
-    """Wait up to 20 s for what the page shows (2 shared cores: a first page load can take 10 s), then restore."""
-    expect.set_options(timeout=20_000)
-    yield
-    expect.set_options(timeout=5_000)
+require_chromium()
+patient_expect = expect_patience(20_000)  # 2 shared cores: a first page load can take 10 s
 
 
 def _runs(tiny: TinyProject, project: str | None = None) -> list[TrainingRun]:
@@ -165,8 +143,7 @@ def test_a_reload_mid_run_resumes_the_live_view(page, served: tuple[str, TinyPro
 
 
 def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no_active_run: None) -> None:
-    if not (REPO / "services" / "commands" / "train.py").exists():
-        pytest.skip("needs the lead's `python app.py train` (services/commands/train.py)")
+    require_train_command()
     url, tiny = served
     before = len(_runs(tiny))
     open_finetune(page, url)

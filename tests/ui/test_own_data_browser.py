@@ -15,52 +15,23 @@ from pathlib import Path
 import pytest
 
 from services.settings import Settings
-from tests.ui.conftest import free_port
+from tests.ui.browser import expect, expect_patience, require_chromium
+from tests.ui.conftest import launched
 from tests.ui.test_data_handlers import class_files, write_zip
 from ui.deps import AppDeps, build_deps
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+require_chromium()
+patient_expect = expect_patience(30_000)  # 2 shared cores
 RUN_TIMEOUT_MS = 300_000  # a training process starts python, torch and the data on two shared cores
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(autouse=True)
-def patient_expect() -> Iterator[None]:
-    """Wait up to 30 s for what the page shows (2 shared cores), then restore the default."""
-    expect.set_options(timeout=30_000)
-    yield
-    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture()
 def empty_app(tmp_path: Path) -> Iterator[tuple[str, AppDeps]]:
     """The app on an empty data dir (no project at all), launched in-process: `(url, deps)`."""
-    from ui.layout import build_demo, launch_options
-
     deps = build_deps(Settings(data_dir=tmp_path / "data"))
-    demo = build_demo(deps)
-    demo.queue(default_concurrency_limit=4)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **launch_options(deps.settings))
-    try:
-        yield f"http://127.0.0.1:{port}/", deps
-    finally:
-        demo.close()
+    with launched(deps) as url:
+        yield url, deps
 
 
 def user_files(folder: Path) -> tuple[Path, Path, Path]:
