@@ -10,8 +10,7 @@ import torch, because the demo generator's worker processes start fresh interpre
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from core.lazy import lazy_exports
 
 _HOME = {
     "GuidanceDataset": "dataset",
@@ -36,16 +35,4 @@ _HOME = {
 }
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"core.data.{module}"), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
+__getattr__, __dir__ = lazy_exports(__name__, {name: f"core.data.{module}" for name, module in _HOME.items()})
