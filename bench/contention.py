@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import machine  # noqa: E402
 from common.cpus import thread_env, usable_cpus  # noqa: E402
 
 thread_env()  # before torch loads in this process (the explain worker imports it)
@@ -170,15 +170,6 @@ def measure(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             summary[name] = {"threads": got["quiet"][0]["threads"], "quiet_ms": quiet, "hog_ms": hogged,
                              "hog_over_quiet": ratio(hogged, quiet)}
     return summary
-
-
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on, and how busy it was."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    return {"cpu": name or platform.machine(), "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
-            "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,6 @@ import copy
 import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import cpu_name
 from core.bcos import explanation_mode, resnet18
 from core.explain import EXPLAINERS
 from core.guidance import boxes_to_masks
@@ -178,10 +178,7 @@ def machine(device: torch.device, threads: int) -> dict:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        cpuinfo = Path("/proc/cpuinfo")
-        lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-        name = f"{name or platform.machine()}, {os.cpu_count()} logical CPUs"
+        name = f"{cpu_name()}, {os.cpu_count()} logical CPUs"
     return {"device": str(device), "name": name, "threads": threads, "torch": torch.__version__}
 
 

@@ -26,11 +26,9 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -43,7 +41,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common.cpus import usable_cpus  # noqa: E402
+from bench._common import fresh_runs, machine  # noqa: E402
 from ui.starting_page import MARKER  # noqa: E402
 
 log = logging.getLogger("bench.first_start")
@@ -168,15 +166,6 @@ def one_run(root: Path, timeout: float) -> dict[str, Any]:
             "usable_over_quick": round(usable / quick, 2)}
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on, and how busy it was."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    return {"cpu": name or platform.machine(), "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
-            "python": platform.python_version(), "load_average": os.getloadavg()}
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the first-start measurement and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,14 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     load_before = os.getloadavg()
-    runs = []
-    for index in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="first-start-") as tmp:
-            runs.append(one_run(Path(tmp), args.timeout))
-            log.info("run %d: %s", index + 1, runs[-1])
+    runs = fresh_runs(args.runs, "first-start-", lambda data_dir: one_run(data_dir, args.timeout), log)
     result = {
         "bench": "first_start",
-        "machine": {**machine(), "load_average_before": load_before},
+        "machine": {**machine(), "load_average": os.getloadavg(), "load_average_before": load_before},
         "command": "python app.py --data-dir <fresh temp dir> serve --port <free port>",
         "runs": runs,
         "page_s_max": max(r["page_s"] for r in runs),

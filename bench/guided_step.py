@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import cpu_name
 from core.bcos import resnet18
 from core.explain import EXPLAINERS
 from core.guidance import LOSSES
@@ -82,12 +82,9 @@ def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int) -> d
 
 def machine(threads: int) -> dict:
     """What the numbers were measured on."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
     return {
         "device": "cpu",
-        "name": f"{name or platform.machine()}, {os.cpu_count()} logical CPUs",
+        "name": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
         "threads": threads,
         "torch": torch.__version__,
     }

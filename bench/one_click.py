@@ -17,10 +17,8 @@ import argparse
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common.cpus import thread_env, usable_cpus  # noqa: E402
+from bench._common import fresh_runs, machine  # noqa: E402
+from common.cpus import thread_env  # noqa: E402
 
 log = logging.getLogger("bench.one_click")
 FIGURES = ("accuracy", "worst_group_accuracy", "epg", "n_images")
@@ -62,13 +61,14 @@ def train(data_dir: Path, device: str, extra: list[str]) -> dict[str, Any]:
             "before": {k: out["before"][k] for k in FIGURES}, "after": {k: out["after"][k] for k in FIGURES}}
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    return {"cpu": name or platform.machine(), "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
-            "python": platform.python_version()}
+def one_run(data_dir: Path, device: str, control: bool) -> dict[str, Any]:
+    """The demo project prepared in `data_dir`, the one-click run timed on it (and, with `control`, the λ = 0 one)."""
+    row: dict[str, Any] = {"prepare_s": round(prepare(data_dir), 1)}
+    row["one_click"] = train(data_dir, device, [])
+    if control:
+        row["control_lam0"] = train(data_dir, device, ["--lam", "0"])
+        row["one_click_over_control"] = round(row["one_click"]["wall_s"] / row["control_lam0"]["wall_s"], 2)
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,16 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     load_before = os.getloadavg()
-    runs = []
-    for index in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="one-click-") as tmp:
-            row: dict[str, Any] = {"prepare_s": round(prepare(Path(tmp)), 1)}
-            row["one_click"] = train(Path(tmp), args.device, [])
-            if args.control:
-                row["control_lam0"] = train(Path(tmp), args.device, ["--lam", "0"])
-                row["one_click_over_control"] = round(row["one_click"]["wall_s"] / row["control_lam0"]["wall_s"], 2)
-            runs.append(row)
-            log.info("run %d: %s", index + 1, row)
+    runs = fresh_runs(args.runs, "one-click-", lambda data_dir: one_run(data_dir, args.device, args.control), log)
     result = {"bench": "one_click", "machine": {**machine(), "load_average_before": load_before,
                                                 "load_average_after": os.getloadavg()},
               "command": f"python app.py --data-dir <fresh> --device {args.device} train --project demo --json",
