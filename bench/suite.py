@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -207,47 +208,49 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.3f} ± {spread:.3f}" if len(values) > 1 else f"{mean:.3f}"
 
 
+def _table(columns: Sequence[str], lines: list[str]) -> list[str]:
+    """A markdown table: the header row of `columns`, its rule, then `lines`."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *lines]
+
+
+def _summary_lines(rows: list[dict[str, Any]], column: str, values: Iterable[str], keys: Sequence[str]) -> list[str]:
+    """One line per benchmark and value of `column` found in `rows`: the seeds, then each key's mean ± half-range."""
+    lines = []
+    for name in dict.fromkeys(r["benchmark"] for r in rows):
+        for value in values:
+            group = [r for r in rows if r["benchmark"] == name and r[column] == value]
+            if group:
+                lines.append(f"| {name} | {value} | {len(group)} | "
+                             + " | ".join(_cell([r[k] for r in group]) for k in keys) + " |")
+    return lines
+
+
 def tables(rows: list[dict[str, Any]]) -> str:
     """Markdown tables of every part found in `rows` (mean ± half-range over seeds)."""
-    out = []
+    out: list[str] = []
     learn = [r for r in rows if r["part"] == "learn"]
     if learn:
-        out += ["| benchmark | arch | epochs | seed | test accuracy | worst group | val worst group by epoch | s |",
-                "|---|---|---|---|---|---|---|---|"]
-        for r in learn:
-            out.append(f"| {r['benchmark']} | {r.get('arch', ARCH)} | {r['epochs']} | {r['seed']} | "
-                       f"{r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['val_worst_group_curve']} | "
-                       f"{r['seconds']:.0f} |")
-        out.append("")
+        columns = ("benchmark", "arch", "epochs", "seed", "test accuracy", "worst group", "val worst group by epoch",
+                   "s")
+        out += [*_table(columns, [f"| {r['benchmark']} | {r.get('arch', ARCH)} | {r['epochs']} | {r['seed']} | "
+                                  f"{r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | "
+                                  f"{r['val_worst_group_curve']} | {r['seconds']:.0f} |" for r in learn]), ""]
     base = [r for r in rows if r["part"] == "baseline"]
     if base:
-        out += ["| benchmark | baseline epochs | accuracy | worst group | aligned accuracy | EPG | shortcut model |",
-                "|---|---|---|---|---|---|---|"]
-        for r in base:
-            out.append(f"| {r['benchmark']} | {r['epochs']} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | "
-                       f"{r['aligned_accuracy']:.3f} | {r['epg']:.3f} | {'yes' if r['shortcut'] else 'no'} |")
-        out.append("")
+        columns = ("benchmark", "baseline epochs", "accuracy", "worst group", "aligned accuracy", "EPG",
+                   "shortcut model")
+        out += [*_table(columns, [f"| {r['benchmark']} | {r['epochs']} | {r['accuracy']:.3f} | "
+                                  f"{r['worst_group_accuracy']:.3f} | {r['aligned_accuracy']:.3f} | {r['epg']:.3f} | "
+                                  f"{'yes' if r['shortcut'] else 'no'} |" for r in base]), ""]
     runs = [r for r in rows if r["part"] in ("guided", "control")]
     if runs:
         keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "epochs_run", "seconds")
-        out += ["| benchmark | run | seeds | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
-        for name in dict.fromkeys(r["benchmark"] for r in runs):
-            for part in ("guided", "control"):
-                group = [r for r in runs if r["benchmark"] == name and r["part"] == part]
-                if group:
-                    out.append(f"| {name} | {part} | {len(group)} | "
-                               + " | ".join(_cell([r[k] for r in group]) for k in keys) + " |")
-        out.append("")
+        lines = _summary_lines(runs, "part", ("guided", "control"), keys)
+        out += [*_table(("benchmark", "run", "seeds", *keys), lines), ""]
     box = [r for r in rows if r["part"] == "boxes"]
     if box:
         keys = ("worst_group_accuracy", "aligned_accuracy", "epg")
-        out += ["| benchmark | boxes | seeds | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
-        for name in dict.fromkeys(r["benchmark"] for r in box):
-            for variant in BOX_VARIANTS:
-                group = [r for r in box if r["benchmark"] == name and r["variant"] == variant]
-                if group:
-                    out.append(f"| {name} | {variant} | {len(group)} | "
-                               + " | ".join(_cell([r[k] for r in group]) for k in keys) + " |")
+        out += _table(("benchmark", "boxes", "seeds", *keys), _summary_lines(box, "variant", BOX_VARIANTS, keys))
     return "\n".join(out)
 
 
