@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
-REPO = Path(__file__).resolve().parents[2]
 SHOWN = display_scale(SIZE, SIZE)  # the editor gets the 32×32 images enlarged 16× (512 px)
 EXPECT_TIMEOUT_MS = 5_000  # Playwright's own default for `expect`
 
@@ -34,12 +33,6 @@ def require_chromium() -> None:
     """Skip the calling test module (call it at module level) when Debian's Chromium is not installed."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-def require_train_command() -> None:
-    """Skip the calling test when the lead's `python app.py train` is missing."""
-    if not (REPO / "services" / "commands" / "train.py").exists():
-        pytest.skip("needs the lead's `python app.py train` (services/commands/train.py)")
 
 
 def expect_patience(timeout_ms: int) -> Any:

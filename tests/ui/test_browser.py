@@ -14,7 +14,6 @@ from tests.ui.browser import (
     live_boxes,
     open_annotate,
     require_chromium,
-    require_train_command,
     wait_for_editor_label,
 )
 from tests.ui.conftest import TinyProject
@@ -76,7 +75,6 @@ def test_edit_in_two_tabs_second_save_reports_conflict(page, served: tuple[str, 
 
 
 def test_tiny_fine_tune_reaches_done_and_shows_in_compare(page, served: tuple[str, TinyProject]) -> None:
-    require_train_command()
     url, tiny = served
     page.goto(url)
     page.get_by_role("tab", name="Fine-tune").click()

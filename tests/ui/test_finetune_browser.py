@@ -21,7 +21,7 @@ from store.db import session_scope
 from store.models_runs import TrainingRun
 from store.projects import ImageInput, add_images, create_project, get_project, set_image_labels
 from store.runs import active_checkpoint, create_training_run, register_checkpoint, update_training_run
-from tests.ui.browser import expect, expect_patience, require_chromium, require_train_command
+from tests.ui.browser import expect, expect_patience, require_chromium
 from tests.ui.conftest import CLASSES, SIZE, TinyProject
 
 pytestmark = pytest.mark.browser
@@ -143,7 +143,6 @@ def test_a_reload_mid_run_resumes_the_live_view(page, served: tuple[str, TinyPro
 
 
 def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no_active_run: None) -> None:
-    require_train_command()
     url, tiny = served
     before = len(_runs(tiny))
     open_finetune(page, url)
