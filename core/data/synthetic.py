@@ -27,19 +27,17 @@ Design (Waterbirds in miniature, sized for a CPU fine-tune in minutes):
   "user-style" boxes a new project starts with.
 
 Generation writes ``<split>/<split>_<index>.png`` plus ``manifest.json`` (written last, atomically)
-and takes a few seconds: chunks of images are drawn by a process pool as wide as the CPUs this process may
-use. Each image depends only on (seed, split, index), so regenerating gives byte-identical files, in
-parallel or not; a directory whose manifest has the same version and config is left alone.
+and takes a few seconds: chunks of images are drawn by fresh worker processes (core/data/workers.py), as many
+as the CPUs this process may use. Each image depends only on (seed, split, index), so regenerating gives
+byte-identical files, in parallel or not; a directory whose manifest has the same version and config is left alone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +50,7 @@ from common.cpus import usable_cpus
 from core.data.records import ImageRecord
 from core.data.split_sizes import SPLITS, SplitSizes
 from core.data.synthetic_draw import CUE_COLOURS, RenderStyle, draw_image, sample_object
+from core.data.workers import run_in_workers
 
 __all__ = [
     "CLASSES",
@@ -121,7 +120,7 @@ def _plan_split(config: SyntheticConfig, split_index: int) -> list[dict[str, Any
     return [rows[i] for i in order]
 
 
-CHUNK = 100  # images per task of the process pool (and per progress report)
+CHUNK = 100  # images per task of a worker process (and per progress report)
 
 ProgressCallback = Callable[[int, int], None]  # (images written, images in all)
 
@@ -156,29 +155,17 @@ def _render_chunk(config: SyntheticConfig, directory: Path, split_index: int, st
     return entries
 
 
-def _quiet_worker() -> None:
-    """A pool worker draws one image at a time: no OpenCV thread pool of its own (the pool is the parallelism)."""
+def _render_chunk_in_worker(*args: Any) -> list[dict[str, Any]]:
+    """`_render_chunk` in a worker process: one image at a time, no OpenCV thread pool of its own (the workers
+    are the parallelism)."""
     cv2.setNumThreads(1)
-
-
-def _pool(workers: int) -> Executor | None:
-    """A process pool of fresh interpreters, or None when one worker is asked for (then the caller draws in
-    this process).
-
-    Spawned, never forked: the callers (the server, the test session, a trainer) already run OpenCV's, torch's
-    and the server's threads, and a forked child inherits their locks but not the threads that would release
-    them, so it can hang for good (CI hung here once). A worker imports only this module (numpy, OpenCV and
-    Pillow; ``core.data`` resolves its names lazily, so torch stays out), well under a second.
-    """
-    if workers <= 1:
-        return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_quiet_worker)
+    return _render_chunk(*args)
 
 
 def _render_all(config: SyntheticConfig, directory: Path, workers: int,
                 on_progress: ProgressCallback | None) -> list[dict[str, Any]]:
-    """Every split's images in manifest order, drawn in chunks by `workers` processes."""
+    """Every split's images in manifest order, drawn in chunks by `workers` fresh worker processes
+    (`core.data.workers`: never forked from the caller, never re-running its script), or here for one."""
     tasks = []
     for split_index, split in enumerate(SPLITS):
         (directory / split).mkdir(parents=True, exist_ok=True)
@@ -186,19 +173,16 @@ def _render_all(config: SyntheticConfig, directory: Path, workers: int,
         tasks += [(config, directory, split_index, start, rows[start:start + CHUNK])
                   for start in range(0, len(rows), CHUNK)]
     total = sum(len(task[4]) for task in tasks)
+    workers = min(workers, len(tasks))
+    results = (run_in_workers(_render_chunk_in_worker, tasks, workers) if workers > 1
+               else (_render_chunk(*task) for task in tasks))
     done = 0
     chunks: list[list[dict[str, Any]]] = []
-    pool = _pool(min(workers, len(tasks)))
-    try:
-        results = pool.map(_render_chunk, *zip(*tasks)) if pool is not None else (_render_chunk(*t) for t in tasks)
-        for entries in results:  # in submission order: the manifest order
-            chunks.append(entries)
-            done += len(entries)
-            if on_progress is not None:
-                on_progress(done, total)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    for entries in results:  # in task order: the manifest order
+        chunks.append(entries)
+        done += len(entries)
+        if on_progress is not None:
+            on_progress(done, total)
     return [entry for chunk in chunks for entry in chunk]
 
 
