@@ -20,7 +20,14 @@ _SWAPS_SIDES = frozenset({5, 6, 7, 8})  # orientations with a 90° turn: width a
 
 
 def exif_orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1–8) of an opened image, 1 when it has none or an invalid one (header only)."""
+    """The EXIF orientation (1–8) of an opened image, 1 when it has none or an invalid one (header only).
+
+    A PNG's EXIF counts when its eXIf chunk comes before the pixel data (where the PNG specification puts it, and
+    where Pillow reads it on open); one after the pixel data is ignored, everywhere alike, because finding it
+    means decoding the whole image (Pillow's `getexif` does), which made every gallery page decode its 48 tiles.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
     try:
         value = image.getexif().get(ORIENTATION_TAG, 1)
     except (OSError, ValueError, SyntaxError):  # a damaged EXIF block: show the pixels as stored
