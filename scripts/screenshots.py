@@ -178,7 +178,7 @@ def own_data_files(folder: Path) -> tuple[Path, Path, Path]:
     from core.data import SyntheticConfig, generate_demo_dataset, load_manifest  # torch: after sys.path is set
 
     source = folder / "generated"
-    generate_demo_dataset(source, SyntheticConfig(seed=7, train_size=20, val_size=2, test_size=2, image_size=48),
+    generate_demo_dataset(source, SyntheticConfig(seed=7, train_size=20, val_size=2, test_size=2),
                           workers=1)
     entries = load_manifest(source)["images"]
     archive, groups, boxes = folder / "photos.zip", folder / "groups.csv", folder / "boxes.csv"
@@ -207,7 +207,7 @@ def shoot_data(page: Any, out: Path) -> None:
     page.locator("#import-boxes input[type=file]").set_input_files(str(boxes))
     page.locator("#import-project textarea, #import-project input").first.fill("birds")
     page.locator("#import-run").click()
-    expect(page.locator("#import-report textarea")).to_contain_text("images added", timeout=120_000)
+    expect(page.locator("#import-report textarea")).to_have_value(re.compile("images added"), timeout=120_000)
     page.wait_for_timeout(1500)
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(out / "import.png"))
