@@ -117,15 +117,24 @@ def shoot(url: str, out: Path, short: bool = False) -> None:
 
 
 def shoot_explore(page: Any, out: Path) -> None:
-    """The gallery sorted by EPG of the active model, worst first."""
+    """The mean maps of the val split, the badge's cell of "warm/cue-warm" ranking the gallery below them."""
     from playwright.sync_api import expect
 
     expect(page.locator("#gallery .thumbnail-item img").first).to_be_visible(timeout=30_000)
-    page.get_by_label("Sort by").click()
-    page.get_by_role("option", name="EPG of the active model (worst first)").click()
-    expect(page.locator("#gallery-summary")).to_contain_text("Images", timeout=30_000)
+    page.locator("#mean-show").click()
+    expect(page.locator("#mean-maps img")).to_be_visible(timeout=120_000)
+    page.locator("#mean-map input").click()
+    page.get_by_role("option", name=re.compile(r"^warm.cue-warm")).click()
+    page.locator("#mean-cell input").click()
+    page.get_by_role("option", name="row 1, column 1").click()
+    expect(page.locator("#gallery-summary")).to_contain_text("Ranked by", timeout=30_000)
     page.wait_for_timeout(2500)
+    page.locator("#mean-maps-section").scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('#mean-maps-section').scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(500)
     page.screenshot(path=str(out / "explore.png"))
+    page.locator("#mean-clear").click()  # the next views start from the whole gallery
+    page.evaluate("window.scrollTo(0, 0)")
 
 
 def shoot_explain_and_annotate(page: Any, out: Path) -> None:
