@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 import pickle
 import subprocess
@@ -33,7 +32,6 @@ from typing import Any
 
 __all__ = ["WorkerError", "run_in_workers"]
 
-log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # the repository root: what `import core…` needs on sys.path
 _WORKER = "from core.data.workers import _serve; _serve()"
 _DONE = object()
@@ -45,22 +43,29 @@ class WorkerError(RuntimeError):
 
 
 def _serve() -> None:
-    """The worker's main: read the tasks, answer each, one pickle per task."""
+    """The worker's main: read the tasks, answer each, one pickle per task.
+
+    The answers go to the original stdout; file descriptor 1 is pointed at stderr first, so a stray print of
+    the function or of a C library cannot corrupt the stream of pickles.
+    """
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     module, name, tasks = pickle.load(sys.stdin.buffer)
     function = getattr(importlib.import_module(module), name)
-    out = sys.stdout.buffer
     for index, args in tasks:
         try:
-            result = function(*args)
+            answer = pickle.dumps((index, function(*args)))
         except Exception as exc:  # sent to the parent, which raises it as the caller would have seen it
             trace = traceback.format_exc()
             try:
-                pickle.dump((_FAILED, (exc, trace)), out)
+                answer = pickle.dumps((_FAILED, (exc, trace)))
             except Exception:  # an exception that does not pickle: its text
-                pickle.dump((_FAILED, (WorkerError(trace), trace)), out)
+                answer = pickle.dumps((_FAILED, (WorkerError(trace), trace)))
+            out.write(answer)
             out.flush()
             sys.exit(1)
-        pickle.dump((index, result), out)
+        out.write(answer)
         out.flush()
 
 
