@@ -10,6 +10,7 @@ Named events (drive them with gradio_client, `api_name=`): /projects, /filters, 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -28,6 +29,8 @@ from ui.tabs.finetune import build_finetune_tab
 from ui.tabs.models import build_models_tab
 
 log = logging.getLogger(__name__)
+
+_SERVED_IN_PLACE: set[Path] = set()  # data dirs already given to gr.set_static_paths
 
 CSS = """
 #gallery .caption-label { font-size: 11px; }
@@ -130,6 +133,19 @@ def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Bl
     return demo
 
 
+def serve_in_place(data_dir: Path) -> None:
+    """Let Gradio serve files under `data_dir` where they lie instead of hashing and copying each one into its
+    cache per response (48 gallery tiles a page: a hash, a copy and ~14 path resolutions each).
+
+    Safe because Gradio's file route checks `blocked_paths` before static paths: the database and checkpoints
+    stay unreachable (tests/ui/test_client.py). Gradio keeps static paths per interpreter; a folder is added once.
+    """
+    folder = data_dir.resolve()
+    if folder not in _SERVED_IN_PLACE:
+        _SERVED_IN_PLACE.add(folder)
+        gr.set_static_paths([folder])
+
+
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of `demo.launch` every server needs (files, style, keyboard, login).
 
@@ -138,6 +154,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     """
     data = settings.data_dir.resolve()
     blocked = [str(data / name) for name in ("studio.db", "studio.db-wal", "studio.db-shm", "checkpoints", "runs")]
+    serve_in_place(data)
     return {"auth": settings.auth_pair, "allowed_paths": [str(data)], "blocked_paths": blocked, "css": CSS,
             "head": KEYS_JS, "show_error": True, "footer_links": [], "max_file_size": MAX_UPLOAD_BYTES}
 

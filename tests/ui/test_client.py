@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
@@ -26,6 +27,9 @@ def test_gallery_and_explain_endpoints(client: Client, served: tuple[str, TinyPr
     items, summary, page = client.predict("tiny", "val", "(any)", "(any)", "any", False, "Name", 0,
                                                 api_name="/gallery")
     assert len(items) == 2 and "of **2**" in summary and page == 0
+    # tiles are served where they lie in the data dir (no per-request hash and copy into Gradio's cache)
+    data = tiny.deps.settings.data_dir.resolve()
+    assert all(Path(item["image"]["path"]).resolve().is_relative_to(data) for item in items), items
     overlay, colour, scores, _info = client.predict("tiny", tiny.image_ids[0], "B-cos", "Input",
                                                    "(predicted class)", api_name="/explain")
     assert overlay and colour and {c["label"] for c in scores["confidences"]} == {"warm", "cool"}
@@ -98,7 +102,9 @@ def test_database_and_checkpoints_cannot_be_downloaded(served: tuple[str, TinyPr
     data = project.deps.settings.data_dir.resolve()
     image = next(data.rglob("*.png"))
     assert httpx.get(f"{url}gradio_api/file={image}").status_code == 200  # images are served
-    for secret in [data / "studio.db", *sorted((data / "checkpoints").glob("*.pt"))[:1]]:
+    secrets = [data / "studio.db", *sorted((data / "checkpoints").glob("*.pt"))[:1],
+               *sorted((data / "runs").glob("*"))[:1], *sorted(data.glob("studio.db-*"))]
+    for secret in secrets:
         assert secret.exists()
         response = httpx.get(f"{url}gradio_api/file={secret}")
         assert response.status_code in (403, 404), (secret, response.status_code)
