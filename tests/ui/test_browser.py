@@ -92,6 +92,7 @@ def test_tiny_fine_tune_reaches_done_and_shows_in_compare(page, served: tuple[st
             errors = [(r.id, r.status, r.error) for r in session.scalars(select(TrainingRun))]
         logs = [f.read_text(errors="replace")[-3000:] for f in (tiny.deps.data_dir / "runs").rglob("*.log")]
         pytest.fail(f"the fine-tune did not succeed: {errors}\n{''.join(logs)}")
+    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"^Run \d+ succeeded after \d+:\d\d\.$"))
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Refresh checkpoints").click()
     page.locator("#compare-after input").click()

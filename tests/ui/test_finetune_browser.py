@@ -106,6 +106,8 @@ def test_a_run_whose_process_dies_shows_failed_with_the_log_tail(page, served: t
     expect(page.locator("#run-status")).to_have_text(re.compile(r"failed"), timeout=30_000)
     expect(page.locator("#run-error")).to_contain_text("killed by signal 9")
     expect(page.locator("#run-error")).to_contain_text("last lines of its log")
+    status_line = re.compile(rf"^Run {run.id} failed after \d+:\d\d: see the error below\.$")
+    expect(page.locator("#train-status textarea")).to_have_value(status_line)  # no longer "…is starting…"
     history = page.locator("#run-history")
     expect(history).to_contain_text("failed")
     expect(history).to_contain_text("killed by signal 9")

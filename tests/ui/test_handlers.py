@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
@@ -11,6 +13,7 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
+from services.runs import RunView
 from store.db import session_scope
 from store.models import Box, BoxEvent
 from tests.ui.conftest import SIZE, TinyProject
@@ -245,8 +248,21 @@ def test_activate_and_training_guards(tiny: TinyProject) -> None:
     assert "active model" in compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
     with pytest.raises(gr.Error, match="no fine-tune"):
         finetune.cancel_training(tiny.deps, tiny.name, None)
-    bar, _losses, _metrics, runs, active = finetune.poll_training(tiny.deps, tiny.name)
-    assert "no run yet" in bar and runs.empty and active is False  # idle: the tab's timer stays off
+    bar, _losses, _metrics, runs, active, ended = finetune.poll_training(tiny.deps, tiny.name)
+    assert "no run yet" in bar and runs.empty and active is False and ended is None  # idle: the tab's timer stays off
+
+
+def test_last_action_says_how_the_started_run_ended() -> None:
+    now = datetime(2026, 12, 2, 7, 0)
+    run = RunView(id=7, status="running", progress=0.5, message="", error="", created=now, started=now,
+                  finished=None, step=5, steps_total=10, elapsed_s=75.0, eta_s=75.0, config={})
+    assert finetune.ended_action({"run_id": 7}, run) is None  # still going: the line stays as it is
+    done = dataclasses.replace(run, status="succeeded", progress=1.0, finished=now)
+    assert finetune.ended_action({"run_id": 7}, done) == "Run 7 succeeded after 1:15."
+    assert finetune.ended_action({"run_id": 6}, done) is None  # another page's run: not this page's action
+    assert finetune.ended_action(None, done) is None
+    failed = dataclasses.replace(done, status="failed", error="killed by signal 9")
+    assert finetune.ended_action({"run_id": 7}, failed) == "Run 7 failed after 1:15: see the error below."
 
 
 def _form(**changed: object) -> list[object]:
@@ -267,7 +283,7 @@ def test_the_form_passes_only_changed_settings_and_is_generated_from_the_config(
 def test_invalid_settings_are_refused_and_nothing_starts(tiny: TinyProject, changed: dict, message: str) -> None:
     with pytest.raises(gr.Error, match=message):
         finetune.start_training(tiny.deps, tiny.name, _form(**changed))
-    *_, runs, active = finetune.poll_training(tiny.deps, tiny.name)
+    *_, runs, active, _ended = finetune.poll_training(tiny.deps, tiny.name)
     assert runs.empty and active is False  # no run row, no process
 
 

@@ -117,20 +117,31 @@ def _curves(progress: runs.RunProgress) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def poll_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None = None
-                  ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
-    """Progress of the project's newest run: bar, loss curve, metric curve, run history, keep polling?
+                  ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, bool, str | None]:
+    """Progress of the project's newest run: bar, loss curve, metric curve, run history, keep polling?, and
+    the "Last action" line when the run this page started has ended (`ended_action`; None: leave it).
 
     Everything comes from the database and the run's progress file, so a reloaded page picks up a run
     where it is. Polling goes on while the run is queued or running.
     """
     if not project:
         return progress_html(None), *_curves(runs.RunProgress(None, [], [])), pd.DataFrame(columns=RUN_COLUMNS), \
-            False
+            False, None
     with user_errors():
         progress = runs.latest_progress(deps.engine, deps.settings, project)
     history = run_history(deps, project)
     active = progress.run is not None and progress.run.active
-    return progress_html(progress.run), *_curves(progress), history, active
+    return progress_html(progress.run), *_curves(progress), history, active, ended_action(run_state, progress.run)
+
+
+def ended_action(run_state: Mapping[str, Any] | None, run: runs.RunView | None) -> str | None:
+    """The "Last action" line once the run this page started has ended (its status and how long it took), so
+    "…is starting…" does not stay on screen after the run; None while it goes on or for another run."""
+    started = (run_state or {}).get("run_id")
+    if run is None or started != run.id or run.active:
+        return None
+    took = f" after {_duration(run.elapsed_s)}" if run.started else ""
+    return f"Run {run.id} {run.status}{took}" + (": see the error below." if run.error else ".")
 
 
 def cancel_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None = None) -> str:

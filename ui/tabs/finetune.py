@@ -63,13 +63,13 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
         return finetune.start_training(deps, name, values)
 
     def poll(name: str, state: dict[str, Any] | None) -> tuple:
-        bar, losses, metrics, history, active = finetune.poll_training(deps, name, state)
+        bar, losses, metrics, history, active, ended = finetune.poll_training(deps, name, state)
         curves = (gr.update(value=frame, visible=not frame.empty) for frame in (losses, metrics))  # no empty axes
         return (bar, *curves, history, gr.Timer(active=active), gr.update(interactive=not active),
-                gr.update(interactive=active))
+                gr.update(interactive=active), gr.update() if ended is None else ended)
 
     poll_inputs = [project, run_state]
-    poll_outputs = [progress, loss_plot, metric_plot, runs, timer, start, cancel]  # Cancel only while one runs
+    poll_outputs = [progress, loss_plot, metric_plot, runs, timer, start, cancel, status]  # Cancel only while one runs
     # The button is disabled before the request is sent, so a double click starts one run; the poll that
     # follows enables it again when nothing runs (also after a refusal).
     started = start.click(lambda: gr.update(interactive=False), None, start, queue=False,
