@@ -74,7 +74,7 @@ class Class(Base):
     __tablename__ = "class"
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
-        UniqueConstraint("project_id", "position"),
+        UniqueConstraint("project_id", "position"),  # `index` maps to the column "position" (INDEX is SQL)
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -22,17 +22,18 @@ class ImagePageRow:
     """One gallery tile: the image, its live box count and (when sorted by an evaluation) its result."""
 
     id: int
-    path: str
-    width: int
+    path: str  #: as stored: relative to the data dir when inside it, else absolute
+    width: int  #: pixels of the original file
     height: int
     split: str
-    group: str | None
-    box_count: int
+    group: str | None  #: e.g. "warm/cue-cool"; None when the project has no groups
+    box_count: int  #: live (not deleted) boxes
+    # of the evaluation the page is sorted by; None when sorted by name or the image was not evaluated
     epg: float | None = None
     iou: float | None = None
-    score: float | None = None
+    score: float | None = None  #: the top class's probability (softmax; sigmoid when multi-label)
     correct: bool | None = None
-    predicted_index: int | None = None
+    predicted_index: int | None = None  #: model output index of the top class
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,12 @@ class TrainingExample:
     """An image with its label indices and live boxes `(x0, y0, x1, y1, class_index)` in pixels."""
 
     image_id: int
-    path: str
+    path: str  #: as stored (see `ImagePageRow.path`)
     width: int
     height: int
     group: str | None
-    labels: tuple[int, ...]
-    boxes: tuple[tuple[float, float, float, float, int], ...]
+    labels: tuple[int, ...]  #: class indices (model output order); one for single-label projects
+    boxes: tuple[tuple[float, float, float, float, int], ...]  #: empty when the image has no box
 
 
 def _class_id(session: Session, project_id: int, class_name: str) -> int:

@@ -40,14 +40,6 @@ class Projects:
     demo_images: list[int]
     other_image: int
 
-    @property
-    def engine(self) -> Engine:
-        return self.deps.engine
-
-    @property
-    def data_dir(self) -> Path:
-        return self.deps.data_dir
-
 
 def _add_project(session: Session, data_dir: Path, name: str, count: int, shade: int) -> list[int]:
     project = store.create_project(session, name=name, task="single_label", image_size=32, classes=["cat", "dog"])
@@ -85,45 +77,45 @@ def test_save_boxes_to_a_project_the_image_is_not_in_writes_nothing(projects: Pr
                                                                      message: str) -> None:
     image = projects.demo_images[3]
     value, snapshot, _, _ = annotate.load_annotation(projects.deps, "demo", image)  # /load_boxes("demo", 4)
-    before = row_counts(projects.engine)
+    before = row_counts(projects.deps.engine)
     edited = _editor_value(value, ONE_BOX, snapshot.scale)
     with pytest.raises(gr.Error, match=message):  # /save_boxes("nope", ... one new box ...)
         annotate.save_annotation(projects.deps, project, snapshot, edited, "mallory")
-    assert row_counts(projects.engine) == before
+    assert row_counts(projects.deps.engine) == before
     with pytest.raises(NotFoundError, match=message):  # the service refuses it the same way
-        annotations.save_boxes(projects.engine, project, snapshot, ONE_BOX, author="mallory",
-                               data_dir=projects.data_dir)
-    assert row_counts(projects.engine) == before
+        annotations.save_boxes(projects.deps.engine, project, snapshot, ONE_BOX, author="mallory",
+                               data_dir=projects.deps.data_dir)
+    assert row_counts(projects.deps.engine) == before
 
     *_, status = annotate.save_annotation(projects.deps, "demo", snapshot, edited, "alice")  # the right project
-    after = row_counts(projects.engine)
+    after = row_counts(projects.deps.engine)
     assert status.startswith("Saved 1") and (after["box"], after["box_event"]) == (before["box"] + 1,
                                                                                    before["box_event"] + 1)
 
 
 def test_undo_in_a_project_the_image_is_not_in_writes_nothing(projects: Projects) -> None:
     image = projects.demo_images[0]
-    loaded = annotations.load_boxes(projects.engine, "demo", image, data_dir=projects.data_dir)
-    annotations.save_boxes(projects.engine, "demo", loaded.snapshot, ONE_BOX, author="alice",
-                           data_dir=projects.data_dir)
-    before = row_counts(projects.engine)
+    loaded = annotations.load_boxes(projects.deps.engine, "demo", image, data_dir=projects.deps.data_dir)
+    annotations.save_boxes(projects.deps.engine, "demo", loaded.snapshot, ONE_BOX, author="alice",
+                           data_dir=projects.deps.data_dir)
+    before = row_counts(projects.deps.engine)
     for project in ("nope", "other"):
         with pytest.raises(NotFoundError):
-            annotations.undo(projects.engine, project, image, author="mallory", data_dir=projects.data_dir)
-        assert row_counts(projects.engine) == before
+            annotations.undo(projects.deps.engine, project, image, author="mallory", data_dir=projects.deps.data_dir)
+        assert row_counts(projects.deps.engine) == before
 
 
 def test_store_refuses_a_save_or_undo_for_an_image_of_another_project(projects: Projects) -> None:
-    with store.session_scope(projects.engine) as session:
+    with store.session_scope(projects.deps.engine) as session:
         other_id = store.get_project(session, "other").id
-    before = row_counts(projects.engine)
+    before = row_counts(projects.deps.engine)
     draft = store.BoxDraft("cat", 10, 10, 40, 30)
     for write in (lambda s: store.save_image_boxes(s, projects.demo_images[1], [draft], {}, "mallory",
                                                    project_id=other_id),
                   lambda s: store.undo_last_change(s, projects.demo_images[1], "mallory", project_id=other_id)):
-        with pytest.raises(NotFoundError, match="not part of project"), store.session_scope(projects.engine) as s:
+        with pytest.raises(NotFoundError, match="not part of project"), store.session_scope(projects.deps.engine) as s:
             write(s)
-        assert row_counts(projects.engine) == before
+        assert row_counts(projects.deps.engine) == before
 
 
 def _many(count: int) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -135,24 +127,25 @@ def _many(count: int) -> list[tuple[str, tuple[float, float, float, float]]]:
 def test_twenty_thousand_boxes_in_one_save_are_refused_before_any_work(projects: Projects) -> None:
     image = projects.demo_images[2]
     value, snapshot, _, _ = annotate.load_annotation(projects.deps, "demo", image)
-    before = row_counts(projects.engine)
+    before = row_counts(projects.deps.engine)
     flood = _many(20_000)
     with pytest.raises(gr.Error, match=f"limit of {MAX_BOXES_PER_SAVE} boxes"):
         annotate.save_annotation(projects.deps, "demo", snapshot, _editor_value(value, flood, snapshot.scale), "bot")
-    assert row_counts(projects.engine) == before
+    assert row_counts(projects.deps.engine) == before
     with pytest.raises(ValueError, match=f"20,000 boxes in one save is more than the limit of {MAX_BOXES_PER_SAVE}"):
-        annotations.save_boxes(projects.engine, "demo", snapshot, flood, author="bot", data_dir=projects.data_dir)
-    with pytest.raises(ValueError, match="limit of 500"), store.session_scope(projects.engine) as session:
+        annotations.save_boxes(projects.deps.engine, "demo", snapshot, flood, author="bot",
+                               data_dir=projects.deps.data_dir)
+    with pytest.raises(ValueError, match="limit of 500"), store.session_scope(projects.deps.engine) as session:
         store.save_image_boxes(session, image, [store.BoxDraft(label, *c) for label, c in _many(501)], {}, "bot")
-    assert row_counts(projects.engine) == before
+    assert row_counts(projects.deps.engine) == before
 
 
 def test_the_limit_itself_is_allowed(projects: Projects) -> None:
     image = projects.demo_images[1]
-    loaded = annotations.load_boxes(projects.engine, "demo", image, data_dir=projects.data_dir)
-    saved = annotations.save_boxes(projects.engine, "demo", loaded.snapshot, _many(MAX_BOXES_PER_SAVE),
-                                   author="alice", data_dir=projects.data_dir)
+    loaded = annotations.load_boxes(projects.deps.engine, "demo", image, data_dir=projects.deps.data_dir)
+    saved = annotations.save_boxes(projects.deps.engine, "demo", loaded.snapshot, _many(MAX_BOXES_PER_SAVE),
+                                   author="alice", data_dir=projects.deps.data_dir)
     assert MAX_BOXES_PER_SAVE == 500 and saved.created == 500 and len(saved.state.snapshot.boxes) == 500
     with pytest.raises(ValueError, match="limit of 500"):
-        annotations.save_boxes(projects.engine, "demo", saved.state.snapshot, _many(MAX_BOXES_PER_SAVE + 1),
-                               author="alice", data_dir=projects.data_dir)
+        annotations.save_boxes(projects.deps.engine, "demo", saved.state.snapshot, _many(MAX_BOXES_PER_SAVE + 1),
+                               author="alice", data_dir=projects.deps.data_dir)
