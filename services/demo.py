@@ -21,32 +21,24 @@ import torch
 from sqlalchemy.orm import Session
 
 from core.bcos import build_model
-from core.data import GENERATOR_VERSION, generate_demo_dataset, load_manifest
+from core.data import GENERATOR_VERSION, load_manifest
 from core.train import TrainConfig, file_sha256, read_checkpoint, save_checkpoint
 from core.train.fine_tune import fine_tune
 from services.database import Database
 from services.datasets import project_train_data
+from services.demo_data import DEMO_PROJECT, DemoData, demo_dir, import_demo_data
 from services.evaluation import evaluate_checkpoint
 from services.settings import Settings
 from store.db import session_scope
-from store.io.apply import apply_plan
-from store.io.plan import ImportPlan, ImportSummary, PlannedBox, PlannedImage
 from store.models import Project
 from store.paths import stored_path
-from store.projects import create_project, get_project, list_projects
+from store.projects import get_project, list_projects
 from store.runs import active_checkpoint, register_checkpoint
 
 log = logging.getLogger(__name__)
 
-DEMO_PROJECT = "demo"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_BASELINE = REPO_ROOT / "checkpoints" / "demo-baseline.pt"
-DEMO_AUTHOR = "demo-import"
-
-
-def demo_dir(settings: Settings) -> Path:
-    """Where the demo images live inside the data dir."""
-    return settings.data_dir / "demo"
 
 
 @dataclass(frozen=True)
@@ -102,15 +94,16 @@ class DemoPreparation:
         with self._lock:
             return self._status
 
-    def start(self, engine: Database, settings: Settings) -> threading.Thread:
-        """Build the demo project in a background thread (a failure is logged and shown, never raised)."""
-        thread = threading.Thread(target=self._run, args=(engine, settings), name="prepare-demo", daemon=True)
+    def start(self, engine: Database, settings: Settings, data: DemoData | None = None) -> threading.Thread:
+        """Build the demo project in a background thread (a failure is logged and shown, never raised);
+        `data`: its images already being drawn and imported (`ui.serve`), waited for instead of done again."""
+        thread = threading.Thread(target=self._run, args=(engine, settings, data), name="prepare-demo", daemon=True)
         thread.start()
         return thread
 
-    def _run(self, engine: Database, settings: Settings) -> None:
+    def _run(self, engine: Database, settings: Settings, data: DemoData | None) -> None:
         try:
-            if not ensure_demo(engine, settings, only_if_empty=True, preparation=self):
+            if not ensure_demo(engine, settings, only_if_empty=True, preparation=self, data=data):
                 self.update("ready")  # a project appeared meanwhile: nothing to prepare
             log.info("the demo project is ready: %.1f s after the server started", self.status().seconds)
         except Exception as exc:  # the server keeps serving; the page says what failed
@@ -128,20 +121,23 @@ def demo_preparation(engine: Database, settings: Settings) -> DemoPreparation | 
 
 
 def ensure_demo(engine: Database, settings: Settings, *, only_if_empty: bool = True, evaluate: bool = True,
-                preparation: DemoPreparation | None = None) -> bool:
+                preparation: DemoPreparation | None = None, data: DemoData | None = None) -> bool:
     """Create the demo project unless it exists (or, with `only_if_empty`, unless any project exists).
 
     With `evaluate`, the baseline is also evaluated on the test split (seconds), so a new user's gallery
     sorts by EPG, finds wrong predictions and has a "before" to compare with from the first page.
-    `preparation` receives the progress. Returns True when it was created now.
+    `preparation` receives the progress; `data` is the demo's data already being drawn and imported on a
+    fresh data dir (`ui.serve` starts it before its heavy imports): the project it makes is this one.
+    Returns True when it was created now.
     """
-    with session_scope(engine) as session:
-        names = {p.name for p in list_projects(session)}
-    if DEMO_PROJECT in names:
-        warn_if_outdated(settings)
-    if DEMO_PROJECT in names or (only_if_empty and names):
-        return False
-    create_demo_project(engine, settings, preparation=preparation)
+    if data is None:
+        with session_scope(engine) as session:
+            names = {p.name for p in list_projects(session)}
+        if DEMO_PROJECT in names:
+            warn_if_outdated(settings)
+        if DEMO_PROJECT in names or (only_if_empty and names):
+            return False
+    create_demo_project(engine, settings, preparation=preparation, data=data)
     if evaluate:
         if preparation is not None:
             preparation.update("evaluate")
@@ -186,47 +182,25 @@ def evaluate_demo_baseline(engine: Database, settings: Settings) -> None:
 
 
 def create_demo_project(engine: Database, settings: Settings, *, config: Any = None,
-                        baseline: Path | None = SHIPPED_BASELINE, preparation: DemoPreparation | None = None) -> None:
+                        baseline: Path | None = SHIPPED_BASELINE, preparation: DemoPreparation | None = None,
+                        data: DemoData | None = None) -> None:
     """Generate the demo images (seconds, in parallel) and import them with labels, groups, boxes and the baseline.
 
     `config` is a `core.data.SyntheticConfig` (default: the shipped demo's); `baseline` the
-    checkpoint registered as active (None: none); `preparation` receives the progress.
+    checkpoint registered as active (None: none); `preparation` receives the progress; `data`: the same
+    data already being drawn and imported in the background (waited for, not done again).
     """
-    directory = demo_dir(settings)
-    on_progress = (lambda done, total: preparation.update("images", done, total)) if preparation else None
-    generate_demo_dataset(directory, config, on_progress=on_progress)
-    manifest = load_manifest(directory)
-    if preparation is not None:
-        preparation.update("import", total=len(manifest["images"]))
-    with session_scope(engine) as session:
-        project = create_project(session, name=DEMO_PROJECT, task="single_label", image_size=manifest["image_size"],
-                                 classes=manifest["classes"])
-        summary = _import_images(session, settings, directory, manifest)
-        if baseline is not None and baseline.exists():
-            register_baseline(session, settings, project, baseline)
-        elif baseline is not None:
-            log.warning("no shipped baseline at %s: train one with `python app.py demo --train-baseline`",
-                        SHIPPED_BASELINE)
-    imported = sum(1 for e in manifest["images"] if e["split"] == "train" and e["imported_box"])
-    log.info("created the demo project: %d images, %d boxes (%d imported on train images)", summary.images_added,
-             summary.boxes_added, imported)
-
-
-def _import_images(session: Session, settings: Settings, directory: Path, manifest: dict[str, Any]) -> ImportSummary:
-    """The demo images as one bulk import (the importers' `apply_plan`): labels, groups, user-style boxes on the
-    flagged ≤10% of train, ground-truth boxes on val/test."""
-    names = manifest["classes"]
-
-    def boxes(entry: dict[str, Any]) -> list[PlannedBox]:
-        if entry["split"] == "train" and not entry["imported_box"]:
-            return []
-        x0, y0, x1, y1 = (float(v) for v in entry["box"])
-        return [PlannedBox(names[entry["label"]], x0, y0, x1, y1, where=entry["file"])]
-
-    planned = [PlannedImage(file=directory / e["file"], split=e["split"], group=e["group"], labels=[names[e["label"]]],
-                            boxes=boxes(e)) for e in manifest["images"]]
-    plan = ImportPlan(task="single_label", classes=list(names), images=planned, root=directory)
-    return apply_plan(session, plan, project_name=DEMO_PROJECT, data_dir=settings.data_dir, author=DEMO_AUTHOR)
+    on_progress = preparation.update if preparation is not None else None
+    if data is not None and data.config == config and data.settings.data_dir == settings.data_dir:
+        data.wait(on_progress)
+    else:
+        import_demo_data(engine, settings, config, on_progress)
+    if baseline is not None and baseline.exists():
+        with session_scope(engine) as session:
+            register_baseline(session, settings, get_project(session, DEMO_PROJECT), baseline)
+    elif baseline is not None:
+        log.warning("no shipped baseline at %s: train one with `python app.py demo --train-baseline`",
+                    SHIPPED_BASELINE)
 
 
 def register_baseline(session: Session, settings: Settings, project: Project, path: Path) -> int:

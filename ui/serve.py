@@ -12,6 +12,7 @@ import argparse
 import logging
 
 from services.database import Database
+from services.demo_data import DemoData
 from services.settings import Settings
 from ui.starting_page import open_starting_page
 
@@ -51,22 +52,27 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     server stops."""
     fresh = not settings.db_url and not (settings.data_dir / "studio.db").exists()
     starting = open_starting_page(settings.host, settings.port, "Loading the engine (torch, gradio)"
-                                  + ("; then the demo project is prepared, with its progress shown here." if fresh
-                                     else "."))
+                                  + (" while the demo project's 3,200 images are drawn and imported; its progress "
+                                     "follows here." if fresh else "."))
+    # a fresh data dir gets the demo: its images are drawn (worker processes) and imported while the engine loads
+    data = DemoData(settings).begin() if fresh else None
     # heavy (torch, gradio): imported when the server starts, so `app.py --help` stays quick
-    from services.demo import demo_preparation
+    from services.demo import DemoPreparation, demo_preparation
     from services.explanations import configure_serving_threads
     from ui.deps import build_deps
     from ui.layout import launch
 
+    if data is not None:
+        data.wait_store()  # the store is created by the demo's thread; opening it twice at once could race
     deps = build_deps(settings)
     configure_serving_threads(settings)
-    preparation = demo_preparation(deps.engine, settings)  # None: the database has projects
+    # on a fresh data dir the demo is ours; otherwise None when the database has projects
+    preparation = DemoPreparation() if data is not None else demo_preparation(deps.engine, settings)
     if starting is not None:
         starting.close()  # the app binds the port next; the starting page's script retries until it answers
     app = launch(settings, deps=deps, block=False, preparing=preparation)
     if preparation is not None:  # started once the page serves, so building it does not delay the page
-        preparation.start(deps.engine, settings)
+        preparation.start(deps.engine, settings, data)
     if app is not None:
         app.block_thread()
     return 0

@@ -18,7 +18,6 @@ from typing import cast
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import DenseNet, ResNet
 
 from core.bcos.conv import BcosConv2d
 from core.bcos.encoding import DEFAULT_LOGIT_BIAS, ChannelNormalization, InverseEncoding
@@ -73,6 +72,8 @@ class BcosifiedNet(nn.Module):
 
 def _split_torchvision(model: nn.Module) -> tuple[nn.Sequential, nn.Linear, str]:
     """Cut a torchvision ResNet/DenseNet into (features before pooling, final linear, family)."""
+    from torchvision.models import DenseNet, ResNet  # on first use: see core.bcos.torchvision_weights
+
     if isinstance(model, ResNet):
         names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
         features = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in names))

@@ -10,14 +10,14 @@ from torch import nn
 from core import methods
 from core.bcos import resnet
 from core.bcos.bcosify import bcosify
-from core.bcos.torchvision_weights import TORCHVISION_BUILDERS
+from core.bcos.torchvision_weights import TORCHVISION_ARCHS, torchvision_builder
 
 __all__ = ["ARCHITECTURES", "build_model"]
 
 
 def _bcosified(tv_arch: str, num_classes: int) -> nn.Module:
     """An untrained B-cosified torchvision ``tv_arch`` (same structure and keys as a converted one)."""
-    return bcosify(TORCHVISION_BUILDERS[tv_arch](weights=None, num_classes=num_classes), arch=f"bcosified_{tv_arch}")
+    return bcosify(torchvision_builder(tv_arch)(weights=None, num_classes=num_classes), arch=f"bcosified_{tv_arch}")
 
 
 # name -> builder(num_classes) -> model following docs/ARCHITECTURE.md
@@ -26,7 +26,7 @@ ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "bcos_resnet34": resnet.resnet34,
     "bcos_resnet50": resnet.resnet50,
     "bcos_small": resnet.small_resnet,
-    **{f"bcosified_{name}": partial(_bcosified, name) for name in TORCHVISION_BUILDERS},
+    **{f"bcosified_{name}": partial(_bcosified, name) for name in TORCHVISION_ARCHS},
 }
 methods.check_implemented("architecture", ARCHITECTURES, methods.ARCHITECTURES)
 

@@ -7,21 +7,28 @@ import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
-from torchvision import models
 
-__all__ = ["TORCHVISION_BUILDERS", "head_classes", "load_torchvision_weights", "torchvision_arch",
+__all__ = ["TORCHVISION_ARCHS", "head_classes", "load_torchvision_weights", "torchvision_arch", "torchvision_builder",
            "torchvision_model_from_state", "torchvision_state_dict"]
 
 logger = logging.getLogger(__name__)
 
-TORCHVISION_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "resnet18": models.resnet18,
-    "resnet50": models.resnet50,
-    "densenet121": models.densenet121,
-}
+TORCHVISION_ARCHS = ("resnet18", "resnet50", "densenet121")  # the torchvision models that can be B-cosified
+
+
+def torchvision_builder(arch: str) -> Callable[..., nn.Module]:
+    """torchvision's builder of ``arch`` (one of :data:`TORCHVISION_ARCHS`), e.g. ``models.resnet18``."""
+    if arch not in TORCHVISION_ARCHS:
+        raise ValueError(f"unknown torchvision architecture {arch!r}; choose one of {sorted(TORCHVISION_ARCHS)}")
+    # Imported on first use: torchvision.models pulls in torch._dynamo (≈ 2.7 s), which the server's start
+    # and every B-cos-only path would otherwise pay (bench/first_start.py).
+    from torchvision import models
+
+    return cast(Callable[..., nn.Module], getattr(models, arch))
 _HEAD_WEIGHT = {"resnet18": "fc.weight", "resnet50": "fc.weight", "densenet121": "classifier.weight"}
 
 # Old torchvision DenseNet files name layers "norm.1" etc.; torchvision renames them on load too.
@@ -86,8 +93,8 @@ def load_torchvision_weights(arch: str, path: str | Path, *, num_classes: int | 
     Raises:
         ValueError: unknown ``arch``, unreadable file, or keys/shapes that do not fit ``arch``.
     """
-    if arch not in TORCHVISION_BUILDERS:
-        raise ValueError(f"unknown torchvision architecture {arch!r}; choose one of {sorted(TORCHVISION_BUILDERS)}")
+    if arch not in TORCHVISION_ARCHS:
+        raise ValueError(f"unknown torchvision architecture {arch!r}; choose one of {sorted(TORCHVISION_ARCHS)}")
     return torchvision_model_from_state(arch, torchvision_state_dict(path), path, num_classes=num_classes)
 
 
@@ -106,7 +113,7 @@ def torchvision_model_from_state(arch: str, state: Mapping[str, Tensor], path: s
             f"{path} has no {_HEAD_WEIGHT[arch]!r}, so it is not a torchvision {arch} file; "
             f"its keys look like {_guess_arch(set(state))}"
         )
-    model = TORCHVISION_BUILDERS[arch](weights=None, num_classes=head.shape[0])
+    model = torchvision_builder(arch)(weights=None, num_classes=head.shape[0])
     missing, unexpected = _compare_keys(model.state_dict(), state)
     if missing or unexpected:
         raise ValueError(
@@ -131,6 +138,6 @@ def _compare_keys(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -
 
 
 def _replace_head(model: nn.Module, num_classes: int) -> None:
-    name = "classifier" if isinstance(model, models.DenseNet) else "fc"
+    name = "fc" if isinstance(getattr(model, "fc", None), nn.Linear) else "classifier"  # ResNet / DenseNet
     old: nn.Linear = getattr(model, name)
     setattr(model, name, nn.Linear(old.in_features, num_classes).to(old.weight))

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from core.data import GENERATOR_VERSION
+from core.data import GENERATOR_VERSION, SyntheticConfig
 from services.database import open_store
-from services.demo import DEMO_PROJECT, ensure_demo, evaluate_demo_baseline, warn_if_outdated
+from services.demo import (
+    DEMO_PROJECT,
+    DemoPreparation,
+    create_demo_project,
+    ensure_demo,
+    evaluate_demo_baseline,
+    warn_if_outdated,
+)
+from services.demo_data import DemoData, demo_dir
 from services.settings import Settings
 from store.db import session_scope
+from store.models import Image
 from store.models_runs import Evaluation, EvaluationImage
 from store.projects import get_project
 from store.runs import active_checkpoint
+from tests.services.conftest import TINY
 
 
 def test_the_demo_baseline_is_evaluated_on_test_with_per_image_rows(tiny_project: Settings) -> None:
@@ -53,4 +64,41 @@ def test_an_existing_demo_from_an_older_generator_is_reported_and_left_alone(
         assert ensure_demo(engine, tiny_project, only_if_empty=False) is False
     assert f"version {GENERATOR_VERSION - 1}" in caplog.text and "fresh data dir" in caplog.text
     assert json.loads(manifest_path.read_text())["version"] == GENERATOR_VERSION - 1  # nothing rewritten
+    engine.dispose()
+
+
+def test_demo_data_prepared_early_is_waited_for_not_made_again(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", device="cpu")
+    config = SyntheticConfig(**TINY)
+    data = DemoData(settings, config).begin()  # as `serve` does before its heavy imports
+    data.wait_store()
+    engine = open_store(settings)
+    seen: list[tuple[str, int, int]] = []
+    preparation = DemoPreparation()
+    preparation.update = lambda stage, done=0, total=0, error="": seen.append((stage, done, total))  # type: ignore
+    create_demo_project(engine, settings, config=config, baseline=None, preparation=preparation, data=data)
+    manifest = demo_dir(settings) / "manifest.json"
+    written = manifest.stat().st_mtime_ns
+    with session_scope(engine) as session:
+        project = get_project(session, DEMO_PROJECT)
+        assert len(session.scalars(select(Image).where(Image.project_id == project.id)).all()) == 96  # 64 + 16 + 16
+    assert ("images", 96, 96) in seen and ("import", 0, 96) in seen  # the progress reached the page
+    assert manifest.stat().st_mtime_ns == written  # nothing redrawn
+    engine.dispose()
+
+
+def test_a_failed_early_preparation_fails_the_demo_with_its_reason(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", device="cpu")
+    (tmp_path / "data").mkdir()
+    demo_dir(settings).write_text("a file where the demo folder goes")  # the images cannot be written
+    data = DemoData(settings, SyntheticConfig(**TINY)).begin()
+    with pytest.raises(RuntimeError, match="preparing the demo data failed"):
+        data.wait()
+    data = DemoData(settings).begin()
+    data.wait_store()
+    engine = open_store(settings)
+    preparation = DemoPreparation()
+    preparation.start(engine, settings, data).join(timeout=60)
+    status = preparation.status()
+    assert status.stage == "failed" and "preparing the demo data failed" in status.error
     engine.dispose()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
-import services.demo
+import services.demo_data
 from core.data import SyntheticConfig, generate_demo_dataset
 from services.settings import Settings
 from tests.ui.conftest import free_port
@@ -40,22 +40,24 @@ def slowed_demo(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
         assert release.wait(120), "the test never released the demo build"
         return generate_demo_dataset(directory, SMALL, on_progress=on_progress)
 
-    monkeypatch.setattr(services.demo, "generate_demo_dataset", slow)
+    monkeypatch.setattr(services.demo_data, "generate_demo_dataset", slow)
     return release
 
 
 @pytest.fixture()
 def first_start(tmp_path: Path, slowed_demo: threading.Event) -> Iterator[tuple[str, threading.Event]]:
     """What `python app.py serve` does on a fresh data dir, in this process: `(url, release)`."""
+    from services.demo import DemoPreparation
     from ui.deps import build_deps
     from ui.layout import launch
 
     settings = Settings(data_dir=tmp_path / "data", port=free_port(), device="cpu")
+    data = services.demo_data.DemoData(settings).begin()  # before the heavy imports, in `serve`
+    data.wait_store()
     deps = build_deps(settings)
-    preparation = services.demo.demo_preparation(deps.engine, settings)
-    assert preparation is not None
+    preparation = DemoPreparation()
     app = launch(settings, deps=deps, block=False, preparing=preparation)
-    preparation.start(deps.engine, settings)
+    preparation.start(deps.engine, settings, data)
     try:
         yield f"http://127.0.0.1:{settings.port}/", slowed_demo
     finally:
