@@ -151,7 +151,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--quick`` shrinks everything for a smoke run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256, help="images evaluated by our batched procedure")
-    parser.add_argument("--reference-images", type=int, default=8, help="images timed with the reference procedure")
+    parser.add_argument("--reference-images", type=int, default=32, help="images timed with the reference procedure")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating parts in which ours and the reference are "
+                                                              "timed (drift on a shared machine reaches both)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--classes", type=int, default=20)
     parser.add_argument("--max-classes", type=int, default=2, help="ground-truth classes per image: 1..this")
@@ -182,6 +184,45 @@ def machine(device: torch.device, threads: int) -> dict:
     return {"device": str(device), "name": name, "threads": threads, "torch": torch.__version__}
 
 
+def slice_data(data: EvalData, start: int, stop: int) -> EvalData:
+    """Images ``start:stop`` of ``data``."""
+    return EvalData(*(t[start:stop] for t in (data.images, data.labels, data.boxes, data.valid)))
+
+
+def interleaved(args: argparse.Namespace, model: nn.Module, reference_model: nn.Module, data: EvalData,
+                subset: EvalData) -> tuple[EvalResult, float, tuple[Tensor, Tensor], float]:
+    """Ours on all images and the reference on ``subset``, in ``args.rounds`` alternating parts, so a change
+    in the machine's speed during the run (other users) reaches both sides alike. Returns ours (merged
+    over the parts), its seconds, the reference's per-pair EPG/IoU and its seconds."""
+    rounds = max(1, min(args.rounds, len(subset.images) // 4))
+    ours_cuts = [round(len(data.images) * r / rounds) for r in range(rounds + 1)]
+    ref_cuts = [4 * round(len(subset.images) / 4 * r / rounds) for r in range(rounds + 1)]  # whole batches of 4
+    ours_s = ref_s = 0.0
+    parts, epgs, ious = [], [], []
+    for r in range(rounds):
+        part = slice_data(data, ours_cuts[r], ours_cuts[r + 1])
+        batches = eval_batches(part, args.batch)
+        for batch in batches:
+            batch["key"] = batch["key"] + ours_cuts[r]
+        result, seconds = timed(evaluate_batched, model, batches, args.layer, args.chunk)
+        parts.append(result)
+        ours_s += seconds
+        (epg, iou), seconds = timed(evaluate_reference, reference_model,
+                                    slice_data(subset, ref_cuts[r], ref_cuts[r + 1]), args.layer)
+        epgs.append(epg)
+        ious.append(iou)
+        ref_s += seconds
+    return merge_results(parts), ours_s, (torch.cat(epgs), torch.cat(ious)), ref_s
+
+
+def merge_results(parts: list[EvalResult]) -> EvalResult:
+    """One result from results on consecutive parts: per-image rows concatenated; EPG/IoU as the mean of the
+    per-image values (what this bench reports; the parts' own aggregates are not reused)."""
+    rows = [row for part in parts for row in part.per_image]
+    metrics = {key: sum(float(row[key]) for row in rows) / len(rows) for key in ("epg", "iou")}
+    return EvalResult(metrics=metrics, per_image=rows)
+
+
 def run(args: argparse.Namespace) -> dict:
     """Time our batched procedure on all images and the reference's on a subset, in one run."""
     device = torch.device(args.device)
@@ -191,15 +232,14 @@ def run(args: argparse.Namespace) -> dict:
         model = model.to(memory_format=torch.channels_last)  # the explainer follows the weights' layout
     data = build_data(args.images, args.classes, args.size, args.max_classes, args.seed)
     data = EvalData(*(t.to(device) for t in (data.images, data.labels, data.boxes, data.valid)))
-    subset = EvalData(*(t[: args.reference_images] for t in (data.images, data.labels, data.boxes, data.valid)))
-    batches, subset_batches = eval_batches(data, args.batch), eval_batches(subset, args.batch)
+    subset = slice_data(data, 0, args.reference_images)
+    subset_batches = eval_batches(subset, args.batch)
     pairs = int(data.labels.sum())
     log.info("warm-up")
     evaluate_batched(model, subset_batches, args.layer, args.chunk)
-    ours, ours_s = timed(evaluate_batched, model, batches, args.layer, args.chunk)
-    log.info("ours: %d pairs in %.1f s", pairs, ours_s)
-    (ref_epg, ref_iou), ref_s = timed(evaluate_reference, reference_model, subset, args.layer)
-    log.info("reference: %d pairs in %.1f s", len(ref_epg), ref_s)
+    evaluate_reference(reference_model, slice_data(subset, 0, 4), args.layer)
+    ours, ours_s, (ref_epg, ref_iou), ref_s = interleaved(args, model, reference_model, data, subset)
+    log.info("ours: %d pairs in %.1f s; reference: %d pairs in %.1f s", pairs, ours_s, len(ref_epg), ref_s)
     contiguous, contiguous_s = timed(evaluate_batched, reference_model, subset_batches, args.layer, args.chunk)
     per_pair_data = EvalData(*(t[: args.per_pair_images] for t in (data.images, data.labels, data.boxes, data.valid)))
     per_pair_batches = eval_batches(per_pair_data, args.batch)
