@@ -50,6 +50,10 @@ def test_filters_are_filled_on_first_load_with_counts_and_filter(page, served: t
     url, _ = served
     page.goto(url)
     expect(page.locator("#gallery-summary")).to_contain_text("of 8")
+    tiles = page.locator("#gallery .thumbnail-item img")
+    expect(tiles).to_have_count(8)
+    page.wait_for_function("() => [...document.querySelectorAll('#gallery .thumbnail-item img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")  # served in place, and they load
     page.locator("#filter-split input").click()
     expect(page.get_by_role("option", name="train (6)", exact=True)).to_be_visible()
     page.get_by_role("option", name="val (2)", exact=True).click()
