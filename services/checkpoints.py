@@ -24,6 +24,7 @@ from store.models import Project
 from store.models_runs import Checkpoint, Evaluation
 from store.paths import stored_path
 from store.runs import (
+    RUN_CHOICE,
     activate_checkpoint,
     active_checkpoint,
     evaluations_of,
@@ -166,14 +167,17 @@ def model_summaries(db: Database, project: str | None) -> list[ModelSummary]:
 
 
 def default_pair(db: Database, project: str | None) -> tuple[int | None, int | None]:
-    """Before = the newest checkpoint's parent (or the active one, or the oldest), after = the newest checkpoint."""
+    """After = the checkpoint the newest run chose as its best (else the newest checkpoint), so Compare opens on
+    the model whose figures the run reported; before = its parent (or the active one, or the oldest)."""
     rows = list_project_checkpoints(db, project)
     if not rows:
         return None, None
     newest = rows[0]
+    after = next((c for c in rows if newest.run_id is not None and c.run_id == newest.run_id
+                  and c.metrics.get(RUN_CHOICE)), newest)
     active = next((c.id for c in rows if c.active), None)
-    before = newest.parent_id or (active if active != newest.id else None) or rows[-1].id
-    return before, newest.id
+    before = after.parent_id or (active if active != after.id else None) or rows[-1].id
+    return before, after.id
 
 
 def activate(db: Database, project: str | None, ref: Any) -> CheckpointInfo:

@@ -41,6 +41,7 @@ from store.runs import (
     get_checkpoint,
     get_training_run,
     heartbeat,
+    mark_run_choice,
     run_checkpoints,
     update_training_run,
 )
@@ -249,6 +250,8 @@ def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: Fine
             return evaluate_checkpoint(session, settings, project, checkpoint, split=plan.eval_split,
                                        attribution=plan.config.attribution, layer=layer)
 
+        if best is not None:
+            mark_run_choice(session, best.id)  # Compare opens on it; every list names it
         announce_run_evaluations(settings, best.id if best is not None else None, evaluating=True)
         before = measure(get_checkpoint(session, plan.base_id))
         after = measure(best) if best is not None else None

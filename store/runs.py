@@ -56,6 +56,21 @@ def get_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint:
     return get_row(session, Checkpoint, checkpoint_id, "checkpoint")
 
 
+RUN_CHOICE = "chosen_by_run"  # checkpoint metrics flag: its training run selected it (core/train/selection.py)
+RUN_CHOICE_NOTE = "the run's choice"
+
+
+def mark_run_choice(session: Session, checkpoint_id: int) -> Checkpoint:
+    """Record that its training run selected this checkpoint as its best: a metrics flag (`RUN_CHOICE`), and
+    the note every checkpoint list shows gets "· the run's choice"."""
+    checkpoint = get_checkpoint(session, checkpoint_id)
+    checkpoint.metrics = {**(checkpoint.metrics or {}), RUN_CHOICE: True}
+    if RUN_CHOICE_NOTE not in checkpoint.note:
+        checkpoint.note = f"{checkpoint.note} · {RUN_CHOICE_NOTE}" if checkpoint.note else RUN_CHOICE_NOTE
+    session.flush()
+    return checkpoint
+
+
 def activate_checkpoint(session: Session, checkpoint_id: int) -> Checkpoint:
     """Make this the project's one active checkpoint."""
     checkpoint = get_checkpoint(session, checkpoint_id)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from core.data import GENERATOR_VERSION, SyntheticConfig
+from services.checkpoints import default_pair, list_project_checkpoints
 from services.database import open_store
 from services.demo import (
     DEMO_PROJECT,
@@ -25,7 +26,7 @@ from store.db import session_scope
 from store.models import Image
 from store.models_runs import Evaluation, EvaluationImage
 from store.projects import get_project
-from store.runs import active_checkpoint
+from store.runs import active_checkpoint, create_training_run, mark_run_choice, register_checkpoint
 from tests.services.conftest import TINY
 
 
@@ -101,4 +102,25 @@ def test_a_failed_early_preparation_fails_the_demo_with_its_reason(tmp_path: Pat
     preparation.start(engine, settings, data).join(timeout=60)
     status = preparation.status()
     assert status.stage == "failed" and "preparing the demo data failed" in status.error
+    engine.dispose()
+
+
+def test_compare_opens_on_the_checkpoint_the_newest_run_chose(tiny_project: Settings) -> None:
+    engine = open_store(tiny_project)
+    with session_scope(engine) as session:
+        project = get_project(session, DEMO_PROJECT)
+        base = active_checkpoint(session, project.id).id
+        run = create_training_run(session, project_id=project.id, config={}, base_checkpoint_id=base)
+        session.flush()
+        epochs = [register_checkpoint(session, project_id=project.id, path=f"checkpoints/e{e}.pt", sha256=f"{e:064x}",
+                                      arch="bcos_small", parent_id=base, run_id=run.id, note=f"run {run.id}, epoch {e}")
+                  for e in (1, 2)]
+        first, newest = epochs[0].id, epochs[1].id
+    assert default_pair(engine, DEMO_PROJECT) == (base, newest)  # no choice recorded yet: the newest
+    with session_scope(engine) as session:
+        mark_run_choice(session, first)
+        mark_run_choice(session, first)  # idempotent
+    assert default_pair(engine, DEMO_PROJECT) == (base, first)  # the epoch the run chose, not the last one
+    listed = {c.id: c.note for c in list_project_checkpoints(engine, DEMO_PROJECT)}
+    assert listed[first] == f"run {run.id}, epoch 1 · the run's choice" and "choice" not in listed[newest]
     engine.dispose()

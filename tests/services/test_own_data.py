@@ -15,6 +15,8 @@ import torch
 from PIL import Image as PILImage
 
 import app
+from services.checkpoints import default_pair
+from services.database import open_store
 from services.settings import Settings
 
 CLASSES = ("cat", "dog")
@@ -413,6 +415,11 @@ def test_journey_from_a_folder_to_a_guided_model(photos: Path, data_dir: Path, t
     rows = json.loads(capsys.readouterr().out)
     assert [r["active"] for r in rows].count(True) == 1 and rows[0]["id"] == guided["best_checkpoint_id"]
     assert {r["id"] for r in rows} >= {made["checkpoint_id"], second["checkpoint_id"], plain["best_checkpoint_id"]}
+    chosen = {r["id"] for r in rows if "the run's choice" in r["note"]}  # each run names the checkpoint it chose
+    assert chosen == {plain["best_checkpoint_id"], guided["best_checkpoint_id"]}
+    engine = open_store(Settings(data_dir=data_dir))
+    assert default_pair(engine, "pets")[1] == guided["best_checkpoint_id"]  # Compare opens on the run's choice
+    engine.dispose()
     assert cli(data_dir, "model", "activate", "--project", "pets", "--checkpoint", str(made["checkpoint_id"])) == 0
     assert f"checkpoint {made['checkpoint_id']} (bcos_small) is the active model" in capsys.readouterr().out
     assert cli(data_dir, "model", "list", "--project", "pets") == 0
