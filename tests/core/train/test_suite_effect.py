@@ -48,7 +48,8 @@ def _metrics(model: torch.nn.Module, data: TrainData, records: list) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("GUIDANCE_SUITE_TEST") != "1", reason="unvalidated: GUIDANCE_SUITE_TEST=1")
+@pytest.mark.skipif(os.environ.get("GUIDANCE_SUITE_TEST") != "1",
+                    reason="fails at the reduced size (see the module docstring); GUIDANCE_SUITE_TEST=1 runs it")
 @pytest.mark.parametrize("name", list(BENCHMARKS))
 def test_guidance_beats_the_control_on_worst_group_and_epg(name: str, tmp_path: Path) -> None:
     generate_shortcut_dataset(name, tmp_path / "data", SMALL)
