@@ -52,8 +52,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     server stops."""
     fresh = not settings.db_url and not (settings.data_dir / "studio.db").exists()
     starting = open_starting_page(settings.host, settings.port, "Loading the engine (torch, gradio)"
-                                  + (" while the demo project's 3,200 images are drawn and imported; its progress "
-                                     "follows here." if fresh else "."))
+                                  + (" while the demo project's 3,200 images are drawn and imported; the app shows "
+                                     "that progress once it is up." if fresh else "."))
     # a fresh data dir gets the demo: its images are drawn (worker processes) and imported while the engine loads
     data = DemoData(settings).begin() if fresh else None
     # heavy (torch, gradio): imported when the server starts, so `app.py --help` stays quick
