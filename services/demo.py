@@ -191,7 +191,7 @@ def create_demo_project(engine: Database, settings: Settings, *, config: Any = N
     data already being drawn and imported in the background (waited for, not done again).
     """
     on_progress = preparation.update if preparation is not None else None
-    if data is not None and data.config == config and data.settings.data_dir == settings.data_dir:
+    if data is not None:  # the same data, started earlier: never drawn twice into one folder
         data.wait(on_progress)
     else:
         import_demo_data(engine, settings, config, on_progress)

@@ -20,10 +20,14 @@ logger = logging.getLogger(__name__)
 TORCHVISION_ARCHS = ("resnet18", "resnet50", "densenet121")  # the torchvision models that can be B-cosified
 
 
-def torchvision_builder(arch: str) -> Callable[..., nn.Module]:
-    """torchvision's builder of ``arch`` (one of :data:`TORCHVISION_ARCHS`), e.g. ``models.resnet18``."""
+def _check_arch(arch: str) -> None:
     if arch not in TORCHVISION_ARCHS:
         raise ValueError(f"unknown torchvision architecture {arch!r}; choose one of {sorted(TORCHVISION_ARCHS)}")
+
+
+def torchvision_builder(arch: str) -> Callable[..., nn.Module]:
+    """torchvision's builder of ``arch`` (one of :data:`TORCHVISION_ARCHS`), e.g. ``models.resnet18``."""
+    _check_arch(arch)
     # Imported on first use: torchvision.models pulls in torch._dynamo (≈ 2.7 s), which the server's start
     # and every B-cos-only path would otherwise pay (bench/first_start.py).
     from torchvision import models
@@ -93,8 +97,7 @@ def load_torchvision_weights(arch: str, path: str | Path, *, num_classes: int | 
     Raises:
         ValueError: unknown ``arch``, unreadable file, or keys/shapes that do not fit ``arch``.
     """
-    if arch not in TORCHVISION_ARCHS:
-        raise ValueError(f"unknown torchvision architecture {arch!r}; choose one of {sorted(TORCHVISION_ARCHS)}")
+    _check_arch(arch)  # before the file is read
     return torchvision_model_from_state(arch, torchvision_state_dict(path), path, num_classes=num_classes)
 
 
