@@ -9,16 +9,21 @@ Per benchmark:
   ``model new`` + ``train --lam 0 --lr 1e-3 --epochs N`` does; test accuracy / worst group per epoch.
 - ``baseline``: the same route on the real training set (cue agrees on 95%) must give a shortcut model
   (test worst group ≤ 0.3, aligned accuracy ≥ 0.9). The demo's baseline is the shipped checkpoint.
-- ``guided`` / ``control``: the candidate one click (``TrainConfig()`` + ``CANDIDATE``: the adaptive schedule) from
-  the baseline with the boxes of 10% of the training images, and the λ = 0 control replaying the guided run's
-  schedule (same steps, same learning rates); test worst group, aligned accuracy, EPG (input layer, as ``evaluate``).
+- ``guided`` / ``control``: the candidate one click (``TrainConfig()`` + ``CANDIDATE``: the adaptive schedule from
+  lr 1e-3 with box-swap counterfactuals, core/train/counterfactual.py) from the baseline with the boxes of 10% of the
+  training images, and the control that uses no boxes at all (λ = 0, no counterfactuals) replaying the guided run's
+  learning rates; test worst group, aligned accuracy, EPG (input layer, as ``evaluate``).
+- ``ablation``: the two halves of the candidate alone (counterfactuals with λ = 0; the localisation loss alone).
+- ``target``: the candidate with the class logit and with the contrast as the guided score (multi-label's `auto`).
 - ``boxes``: the box budget (1%, 3%, 10%, 30%) and quality (dilated 25%, shifted by half the box) sweep.
 
-Prints one JSON object per run; ``--from-log bench/suite_runs.jsonl`` rebuilds the tables (and the plot with
-``--plot``) from kept lines. Slow: minutes per run on 2 CPU cores; never part of the test run.
+Prints one JSON object per run (with its ``recipe``); ``--from-log FILE...`` rebuilds the tables (and the plot with
+``--plot``) from kept lines: ``bench/suite_counterfactual_runs.jsonl`` (the current candidate) and
+``bench/suite_runs.jsonl`` (the earlier candidate without counterfactuals, lr from 1e-4, and the learnability and
+baseline rows). Slow: minutes per run on one CPU core; never part of the test run.
 
     python bench/suite.py --parts learn baseline guided --benchmarks shape --seeds 0
-    python bench/suite.py --from-log bench/suite_runs.jsonl [--plot docs/suite_boxes.png]
+    python bench/suite.py --from-log bench/suite_counterfactual_runs.jsonl [--plot docs/suite_boxes.png]
 """
 
 from __future__ import annotations
@@ -152,7 +157,7 @@ def _boxed_train(name: str, directory: Path, fraction: float, shift: float, seed
     return out
 
 
-CANDIDATE: dict[str, Any] = {"schedule": "adaptive", "epochs": 30}
+CANDIDATE: dict[str, Any] = {"schedule": "adaptive", "epochs": 30, "lr": 1e-3, "counterfactuals": 1.0}
 
 
 def one_click(name: str, seed: int, epochs: int, cache: Path, *, lam: float | None = None, boxes: float | None = None,
@@ -175,16 +180,38 @@ def one_click(name: str, seed: int, epochs: int, cache: Path, *, lam: float | No
         chosen = load_checkpoint(Path(result.best["path"])).model if result.best else model
         seconds = time.monotonic() - started
     metrics = test_metrics(name, chosen, data, shortcut_records(name, directory, "test"))
-    return {"benchmark": name, "seed": seed, "seconds": round(seconds, 1), "lrs": [h.get("lr") for h in result.history],
+    recipe = {**CANDIDATE, **overrides, **({"lam": lam} if lam is not None else {}),
+              **({"replay": replay} if replay is not None else {})}
+    return {"benchmark": name, "seed": seed, "recipe": recipe, "seconds": round(seconds, 1),
+            "lrs": [h.get("lr") for h in result.history],
             "epochs_run": len(result.history), "best_epoch": result.best["epoch"] if result.best else 0,
-            "stop_reason": getattr(result, "stop_reason", ""), **metrics}
+            "stop_reason": getattr(result, "stop_reason", ""),
+            "val_worst_group_curve": [round(h.get("worst_group_accuracy") or 0.0, 3) for h in result.history],
+            "val_epg_curve": [round(h.get("epg") or 0.0, 3) for h in result.history], **metrics}
 
 
 def part_guided(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
     """The one click and its λ = 0 control replaying the same schedule."""
     guided = {"part": "guided", **one_click(name, seed, epochs, cache)}
-    control = {"part": "control", **one_click(name, seed, epochs, cache, lam=0.0, replay=guided["lrs"])}
+    # the control uses no boxes at all: λ = 0 and no box-swap counterfactuals, the guided run's learning rates
+    control = {"part": "control", **one_click(name, seed, epochs, cache, lam=0.0, counterfactuals=0.0,
+                                              replay=guided["lrs"])}
     return [guided, control]
+
+
+def part_ablation(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
+    """Which half of the one click does the work: counterfactuals without the localisation loss (λ = 0), and the
+    localisation loss without counterfactuals, each with the one click's adaptive schedule."""
+    return [{"part": "ablation", "variant": "counterfactuals only (λ = 0)", **one_click(name, seed, epochs, cache,
+                                                                                         lam=0.0)},
+            {"part": "ablation", "variant": "localisation only (no counterfactuals)",
+             **one_click(name, seed, epochs, cache, counterfactuals=0.0)}]
+
+
+def part_target(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
+    """The guided score on multi-label data: the one click with each explicit target (`auto` is one of them)."""
+    return [{"part": "target", "variant": target, **one_click(name, seed, epochs, cache, target=target)}
+            for target in ("class", "contrast")]
 
 
 def part_boxes(name: str, seed: int, epochs: int, cache: Path, variants: list[str]) -> list[dict[str, Any]]:
@@ -247,6 +274,13 @@ def tables(rows: list[dict[str, Any]]) -> str:
         keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "epochs_run", "seconds")
         lines = _summary_lines(runs, "part", ("guided", "control"), keys)
         out += [*_table(("benchmark", "run", "seeds", *keys), lines), ""]
+    for part in ("ablation", "target"):
+        found = [r for r in rows if r["part"] == part]
+        if found:
+            keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "f1", "epg")
+            variants = dict.fromkeys(r["variant"] for r in found)
+            out += [*_table(("benchmark", part, "seeds", *keys), _summary_lines(found, "variant", variants, keys)),
+                    ""]
     box = [r for r in rows if r["part"] == "boxes"]
     if box:
         keys = ("worst_group_accuracy", "aligned_accuracy", "epg")
@@ -288,7 +322,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument("--parts", nargs="+", default=["learn", "baseline", "guided", "boxes"],
-                        choices=["learn", "baseline", "guided", "boxes"])
+                        choices=["learn", "baseline", "guided", "boxes", "ablation", "target"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--learn-epochs", type=int, default=8)
     parser.add_argument("--baseline-epochs", type=int, default=6)
@@ -318,6 +352,10 @@ def main() -> None:
             for seed in args.seeds:
                 if "guided" in args.parts:
                     emit(part_guided(name, seed, args.baseline_epochs, args.cache))
+                if "target" in args.parts:
+                    emit(part_target(name, seed, args.baseline_epochs, args.cache))
+                if "ablation" in args.parts:
+                    emit(part_ablation(name, seed, args.baseline_epochs, args.cache))
                 if "boxes" in args.parts:
                     emit(part_boxes(name, seed, args.baseline_epochs, args.cache, args.box_variants))
     print(tables(rows))

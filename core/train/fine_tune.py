@@ -15,6 +15,7 @@ from core.explain import EXPLAINERS
 from core.train import distributed as dist_utils
 from core.train.checkpoint import save_checkpoint
 from core.train.config import TrainConfig
+from core.train.counterfactual import CounterfactualBank
 from core.train.events import TrainEvent, TrainingCancelled
 from core.train.loop import (
     EventSink,
@@ -94,9 +95,13 @@ def fine_tune(
     val_loader = build_loader(data.val, data, max(cfg.batch_size, 32), shuffle=False, seed=cfg.seed)
     annotated = torch.tensor(select_annotated(data.train, cfg.annotated_fraction, cfg.seed), device=device,
                              dtype=torch.long)
+    bank = CounterfactualBank(data.train, annotated.tolist(), num_classes=len(data.classes),
+                              image_size=data.image_size, multi_label=data.multi_label, device=device,
+                              seed=cfg.seed) if cfg.counterfactuals > 0 and annotated.numel() else None
     base = run_evaluation(model, val_loader, data, cfg, device).metrics  # every rank: its shard, gathered
     emit(TrainEvent("start", epochs=cfg.epochs, metrics=base,
-                    message=f"{len(data.train)} training images, {annotated.numel()} with boxes, device {device}"))
+                    message=f"{len(data.train)} training images, {annotated.numel()} with boxes"
+                    + (f", box-swap counterfactuals from {bank.size} of them" if bank else "") + f", device {device}"))
     archive, history = ParetoArchive(), []
     plan = list(lr_plan) if lr_plan else None
     epochs = len(plan) if plan else cfg.epochs
@@ -120,7 +125,7 @@ def fine_tune(
         with EXPLAINERS[cfg.attribution](train_model, layer=cfg.layer) as explainer:
             train_one_epoch(train_model, explainer, train_loader, optimizer, cfg, multi_label=data.multi_label,
                             annotated=annotated, generator=generator, on_step=progress.step,
-                            should_stop=lambda: dist_utils.broadcast_flag(stop(), device))
+                            should_stop=lambda: dist_utils.broadcast_flag(stop(), device), counterfactuals=bank)
         if not cfg.freezes_norm():
             recalibrate_norm(dist_utils.unwrap(train_model), train_loader, device)
         decision: dict[str, Any] = {"stop": False, "lr": plan[min(epoch, epochs - 1)] if plan else lr}

@@ -23,6 +23,7 @@ from core.explain import Explainer
 from core.guidance import LOSSES
 from core.train import distributed as dist_utils
 from core.train.config import TrainConfig
+from core.train.counterfactual import CounterfactualBank, append_rows
 from core.train.evaluate import EvalResult, evaluate
 from core.train.events import TrainEvent, TrainingCancelled
 from core.train.step import GuidanceBatch, guided_step
@@ -106,8 +107,10 @@ def to_device(batch: dict[str, Tensor], device: torch.device, annotated: Tensor 
 
 def train_one_epoch(model: nn.Module, explainer: Explainer, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     cfg: TrainConfig, *, multi_label: bool, annotated: Tensor, generator: torch.Generator,
-                    on_step: Callable[[int, dict[str, Tensor]], None], should_stop: Callable[[], bool]) -> int:
-    """One pass over `loader`; returns the number of optimiser steps taken."""
+                    on_step: Callable[[int, dict[str, Tensor]], None], should_stop: Callable[[], bool],
+                    counterfactuals: CounterfactualBank | None = None) -> int:
+    """One pass over `loader`; returns the number of optimiser steps taken. With `counterfactuals`, each batch
+    gains `cfg.counterfactuals ×` its size of box-swap composites (core/train/counterfactual.py)."""
     device = annotated.device
     loss_fn = LOSSES[cfg.loss]
     autocast = torch.bfloat16 if cfg.bf16 and device.type == "cuda" else None
@@ -117,6 +120,9 @@ def train_one_epoch(model: nn.Module, explainer: Explainer, loader: DataLoader, 
         if should_stop():
             raise TrainingCancelled("cancelled by the user")
         batch = to_device(batch, device, annotated)
+        if counterfactuals:
+            count = max(1, round(cfg.counterfactuals * batch["images"].shape[0]))
+            batch = GuidanceBatch(**append_rows(dict(batch), counterfactuals.draw(count, generator)))
         loss, parts = guided_step(model, explainer, batch, loss_fn=loss_fn, lam=cfg.lam, multi_label=multi_label,
                                   contrast=cfg.guides_contrast(multi_label), dilation=cfg.box_dilation,
                                   generator=generator, autocast_dtype=autocast)
