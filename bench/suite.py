@@ -252,6 +252,15 @@ def _summary_lines(rows: list[dict[str, Any]], column: str, values: Iterable[str
     return lines
 
 
+def box_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The box sweep's rows, with each swept benchmark's guided runs as its "10% boxes" point (same recipe)."""
+    box = [r for r in rows if r["part"] == "boxes"]
+    swept = {(r["benchmark"], r["seed"]) for r in box}
+    have = {(r["benchmark"], r["seed"]) for r in box if r["variant"] == "10% boxes"}
+    return box + [{**r, "variant": "10% boxes"} for r in rows if r["part"] == "guided"
+                  and (r["benchmark"], r["seed"]) in swept - have]
+
+
 def tables(rows: list[dict[str, Any]]) -> str:
     """Markdown tables of every part found in `rows` (mean ± half-range over seeds)."""
     out: list[str] = []
@@ -281,7 +290,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
             variants = dict.fromkeys(r["variant"] for r in found)
             out += [*_table(("benchmark", part, "seeds", *keys), _summary_lines(found, "variant", variants, keys)),
                     ""]
-    box = [r for r in rows if r["part"] == "boxes"]
+    box = box_rows(rows)
     if box:
         keys = ("worst_group_accuracy", "aligned_accuracy", "epg")
         out += _table(("benchmark", "boxes", "seeds", *keys), _summary_lines(box, "variant", BOX_VARIANTS, keys))
@@ -297,10 +306,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     budget = [v for v in BOX_VARIANTS if "%" in v and " " not in v.replace("% boxes", "")]
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for name in dict.fromkeys(r["benchmark"] for r in rows if r["part"] == "boxes"):
+    rows = box_rows(rows)
+    for name in dict.fromkeys(r["benchmark"] for r in rows):
         xs, worst, epg = [], [], []
         for variant in budget:
-            group = [r for r in rows if r["part"] == "boxes" and r["benchmark"] == name and r["variant"] == variant]
+            group = [r for r in rows if r["benchmark"] == name and r["variant"] == variant]
             if group:
                 xs.append(BOX_VARIANTS[variant]["boxes"] * 100)
                 worst.append(statistics.fmean(r["worst_group_accuracy"] for r in group))

@@ -119,10 +119,9 @@ class TrainConfig:
                                         "boxes whose boxes are used", minimum=0.0, exclusive_minimum=True,
                                         maximum=1.0, step=0.01)
     # issue 13: without them a localisation loss on 10% boxed images moves the map but builds no missing feature
-    counterfactuals: float = setting(0.0, "Counterfactuals per image", "box-swap images added per batch image: an "
-                                     "annotated image's boxed pixels on another annotated image's surroundings, "
-                                     "same label (core/train/counterfactual.py; 0: none)", minimum=0.0,
-                                     maximum=4.0, step=0.25)
+    counterfactuals: float = setting(0.0, "Counterfactuals per image", "box-swap images per batch image: a boxed "
+                                     "image's boxes pasted on another boxed image, same label (0: none)",
+                                     minimum=0.0, maximum=4.0, step=0.25)
     box_dilation: float = setting(0.0, "Box dilation", "grow every box side by this fraction of its size",
                                   minimum=0.0, maximum=1.0, step=0.05)
     seed: int = setting(0, "Seed", "random seed", minimum=0, ui=False)
