@@ -319,6 +319,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         axes[1].plot(xs, epg, marker="o", label=name)
     for axis, title in zip(axes, ("test worst-group accuracy", "test EPG (input)")):
         axis.set_xscale("log")
+        axis.set_xticks([1, 3, 10, 30], ["1", "3", "10", "30"])
         axis.set_xlabel("training images with boxes (%)")
         axis.set_title(title)
         axis.grid(alpha=0.3)
