@@ -123,6 +123,9 @@ def test_own_data_to_a_guided_model_without_code(page, empty_app: tuple[str, App
     train(page, deps, "0.5")
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Refresh checkpoints").click()
+    # the refresh fills both pickers; clicking Compare before it has would send empty picks
+    expect(page.locator("#compare-after input")).not_to_have_value("", timeout=60_000)
+    expect(page.locator("#compare-before input")).not_to_have_value("", timeout=60_000)
     page.locator("#compare-run").click()
     expect(page.get_by_role("grid", name="Metrics")).to_contain_text("accuracy", timeout=120_000)
     expect(page.get_by_role("grid", name="Metrics")).to_contain_text("epg")
