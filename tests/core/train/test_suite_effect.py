@@ -9,8 +9,10 @@ a balanced test split (cue lying on half the images). `python bench/suite.py` is
 
 Runs only with GUIDANCE_SUITE_TEST=1, because it does not pass yet. Measured 2026-12-02 14:00 UTC on 2 vCPUs (AMD
 EPYC), one torch thread, next to another training process: 5 min 28 s in all (78–88 s per benchmark; goal ≤ 3
-minutes). Demo and shape pass; texture and multilabel fail — multilabel's guided run collapsed on the 80-image
-validation split (lr 1e-3 → 3e-4 → 1e-4; test worst group 0.05 guided vs 0.10 control, EPG 0.31 vs 0.10). The
+minutes; texture alone, quiet, two threads: 53 s). Demo and shape pass; texture and multilabel fail — texture's
+decision moves (worst group 0.30 guided vs 0.00 control) but its input EPG does not (0.08 vs 0.22), as in the full
+suite; multilabel's guided run collapsed on the 80-image validation split (lr 1e-3 → 3e-4 → 1e-4; test worst group
+0.05 guided vs 0.10 control, EPG 0.31 vs 0.10). The
 earlier candidate (no counterfactuals, lr from 1e-4, 4 epochs) passed only the demo (4 min 11 s). Ungate it once it
 passes within the time (issue 13).
 """
