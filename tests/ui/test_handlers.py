@@ -218,6 +218,14 @@ def test_compare_same_checkpoint_and_export_report(tiny: TinyProject) -> None:
     assert text.startswith("<!doctype html>") and "data:image/png;base64," in text and "src=\"http" not in text
 
 
+def test_compare_with_empty_pickers_compares_the_default_pair(tiny: TinyProject) -> None:
+    # Compare clicked before "Refresh checkpoints" filled the pickers: the pair the tab would open on, not an error
+    _, images, _, note = compare.compare_checkpoints(tiny.deps, tiny.name, None, "", "Largest EPG gain")
+    assert f"Before **#{tiny.checkpoint_id}** vs after **#{tiny.checkpoint_id}**" in note and len(images) == 8
+    with pytest.raises(gr.Error, match="no project named"):  # the fallback keeps the project's own errors
+        compare.compare_checkpoints(tiny.deps, "no-such-project-here", None, None, "Largest EPG gain")
+
+
 def test_compare_uses_evaluations_measured_the_same_way(tiny: TinyProject, tmp_path: Path) -> None:
     from core.bcos import build_model
     from core.train import file_sha256, save_checkpoint
