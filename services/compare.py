@@ -14,6 +14,7 @@ from services.checkpoints import (
     EvaluationInfo,
     checkpoint_id,
     checkpoint_info,
+    default_pair,
     evaluation_info,
     project_checkpoint,
 )
@@ -117,13 +118,18 @@ def compare_checkpoints(db: Database, project: str | None, before: Any, after: A
                         pairs: int = 6, data_dir: Path) -> Comparison:
     """Compare two of the project's checkpoints (ids, as form values).
 
-    The summary evaluations are each checkpoint's newest measured the same way (`matched`), the per-image
+    A side left empty is taken from `default_pair` (what the Compare tab opens on). The summary evaluations are
+    each checkpoint's newest measured the same way (`matched`), the per-image
     changes come from evaluations with per-image rows, sorted by `sort` (one of `IMAGE_SORTS`), and the
     first `pairs` images get explanation requests under both checkpoints.
     """
+    if before in (None, "") or after in (None, ""):  # a side not picked (yet): the pair Compare opens on
+        default_before, default_after = default_pair(db, project)
+        before = default_before if before in (None, "") else before
+        after = default_after if after in (None, "") else after
     with session_scope(db) as session:
         row = require_project(session, project)
-        if before in (None, "") or after in (None, ""):
+        if before is None or after is None:
             raise ValueError("Pick both checkpoints (before and after) to compare.")
         ck_a = project_checkpoint(session, row, checkpoint_id(before))
         ck_b = project_checkpoint(session, row, checkpoint_id(after))

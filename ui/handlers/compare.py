@@ -78,10 +78,6 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
                         ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, str]], str]:
     """Metric table, per-image table, before|after explanation pairs for the top images, and a note."""
     key = SORTS.get(sort, sort if sort in comparison.IMAGE_SORTS else "gain")
-    if before_id in (None, "") or after_id in (None, ""):  # a picker not filled yet: the pair Compare opens on
-        default_before, default_after = default_pair(deps, project)
-        before_id = default_before if before_id in (None, "") else before_id
-        after_id = default_after if after_id in (None, "") else after_id
     with user_errors():
         result = comparison.compare_checkpoints(deps.engine, project, before_id, after_id, sort=key,
                                                 pairs=PAIRS_SHOWN, data_dir=deps.data_dir)
