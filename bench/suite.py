@@ -6,24 +6,29 @@ Per benchmark:
 
 - ``learn``: the object alone is learnable by the product's plain training — a new model (``bcos_small``) trained
   without boxes on a copy of the training set whose cue carries no information (agrees on 50%), as
-  ``model new`` + ``train --lam 0 --lr 1e-3 --epochs N`` does; test accuracy / worst group per epoch.
+  ``model new`` + ``train --lam 0 --schedule fixed --epochs N`` (lr 1e-3) does; test accuracy / worst group.
 - ``baseline``: the same route on the real training set (cue agrees on 95%) must give a shortcut model
   (test worst group ≤ 0.3, aligned accuracy ≥ 0.9). The demo's baseline is the shipped checkpoint.
-- ``guided`` / ``control``: the candidate one click (``TrainConfig()`` + ``CANDIDATE``: the adaptive schedule from
-  lr 1e-3 with box-swap counterfactuals, core/train/counterfactual.py) from the baseline with the boxes of 10% of the
-  training images, and the control that uses no boxes at all (λ = 0, no counterfactuals) replaying the guided run's
-  learning rates; test worst group, aligned accuracy, EPG (input layer, as ``evaluate``).
-- ``ablation``: the two halves of the candidate alone (counterfactuals with λ = 0; the localisation loss alone).
-- ``target``: the candidate with the class logit and with the contrast as the guided score (multi-label's `auto`).
+- ``guided`` / ``control``: the one click (``TrainConfig()``, plus ``CANDIDATE`` overrides of a recipe under test:
+  the adaptive schedule from lr 1e-3 with box-swap counterfactuals, core/train/counterfactual.py) from the baseline
+  with the boxes of 10% of the training images, and the control that uses no boxes at all (λ = 0, no
+  counterfactuals) replaying the guided run's learning rates.
+- ``old``: the one click before issue 13 (fixed 2 epochs at lr 1e-4, no counterfactuals).
+- ``ablation``: the two halves of the one click alone (counterfactuals with λ = 1e-9; the localisation loss alone).
+- ``target``: the one click with the class logit and with the contrast as the guided score (multi-label's `auto`).
 - ``boxes``: the box budget (1%, 3%, 10%, 30%) and quality (dilated 25%, shifted by half the box) sweep.
 
-Prints one JSON object per run (with its ``recipe``); ``--from-log FILE...`` rebuilds the tables (and the plot with
-``--plot``) from kept lines: ``bench/suite_counterfactual_runs.jsonl`` (the current candidate) and
-``bench/suite_runs.jsonl`` (the earlier candidate without counterfactuals, lr from 1e-4, and the learnability and
-baseline rows). Slow: minutes per run on one CPU core; never part of the test run.
+Test metrics of each run: worst group, aligned accuracy, accuracy/F1, EPG at the input of the class logit's map
+(``epg``, as ``evaluate``), of the decision's map (``epg_contrast``, single-label) and at the guided layer
+(``epg_guided_layer``). Prints one JSON object per run (with its ``recipe`` and ``threads``); ``--from-log FILE...``
+rebuilds the tables (and the plot with ``--plot``) from kept lines: ``bench/suite_default_runs.jsonl`` (the one
+click since 2026-12-07, 2 threads per run), ``bench/suite_counterfactual_runs.jsonl`` (its candidate on one core
+per run, and the ablation, target and box sweep) and ``bench/suite_runs.jsonl`` (the earlier candidate without
+counterfactuals, lr from 1e-4). Slow: minutes per run; run one suite at a time (each uses ``--threads``, default 2,
+the issue's "2 CPU cores"); never part of the test run.
 
     python bench/suite.py --parts learn baseline guided --benchmarks shape --seeds 0
-    python bench/suite.py --from-log bench/suite_counterfactual_runs.jsonl [--plot docs/suite_boxes.png]
+    python bench/suite.py --from-log bench/suite_default_runs.jsonl [--plot docs/suite_boxes.png]
 """
 
 from __future__ import annotations
@@ -56,8 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_BASELINE = ROOT / "checkpoints" / "demo-baseline.pt"
 CACHE = Path(tempfile.gettempdir()) / "guidance-suite"
 ARCH = "bcos_small"
-# The product's plain route for a new model: `train --lam 0 --lr 1e-3 --epochs N` (fresh: norm statistics learn).
-PLAIN = {"lam": 0.0, "lr": 1e-3, "freeze_norm": "no"}
+# The product's plain route for a new model: `train --lam 0 --schedule fixed --epochs N` (lr 1e-3; fresh: norm
+# statistics learn). Fixed, so a baseline is the last of N epochs whatever the default schedule.
+PLAIN = {"lam": 0.0, "lr": 1e-3, "freeze_norm": "no", "schedule": "fixed"}
 BOX_VARIANTS: dict[str, dict[str, Any]] = {
     "1% boxes": {"boxes": 0.01}, "3% boxes": {"boxes": 0.03}, "10% boxes": {"boxes": 0.10},
     "30% boxes": {"boxes": 0.30}, "10% dilated 25%": {"boxes": 0.10, "box_dilation": 0.25},
@@ -83,18 +89,28 @@ def train_data(name: str, directory: Path, *, val_every: int = 1, train: list[Im
 
 
 def test_metrics(name: str, model: torch.nn.Module, data: TrainData, test: list[ImageRecord]) -> dict[str, Any]:
-    """Accuracy (F1 for multi-label), worst group, aligned accuracy, EPG and IoU at the input (as `evaluate`)."""
+    """Accuracy (F1 for multi-label), worst group, aligned accuracy, EPG and IoU at the input (as `evaluate`: the
+    class logit's map), EPG at the layer the one click guides (`epg_guided_layer`, TrainConfig().layer), and EPG of
+    the decision's map at the input (`epg_contrast`: `logit_t − max_{c≠t} logit_c`; multi-label: the class logit's)."""
     loader = build_loader(test, data, 128, shuffle=False, seed=0)
-    result = evaluate(model.eval(), (to_device(b, torch.device("cpu")) for b in loader),
-                      multi_label=data.multi_label, group_names=list(data.group_names)).metrics
+
+    def run(**options: Any) -> dict[str, Any]:
+        return evaluate(model.eval(), (to_device(b, torch.device("cpu")) for b in loader),
+                        multi_label=data.multi_label, group_names=list(data.group_names), **options).metrics
+
+    result, guided_layer = run(), run(layer=TrainConfig().layer)
+    decision = run(contrast=True) if not data.multi_label else result  # the decision's map (single-label)
     groups = result["group_accuracy"]
     aligned = [groups[g] for g in aligned_groups(name) if g in groups]
     keys = ("accuracy", "f1", "epg", "iou", "worst_group_accuracy")
-    return {**{k: result.get(k) for k in keys}, "aligned_accuracy": statistics.fmean(aligned), "group_accuracy": groups}
+    return {**{k: result.get(k) for k in keys}, "epg_guided_layer": guided_layer.get("epg"),
+            "epg_contrast": decision.get("epg"),
+            "aligned_accuracy": statistics.fmean(aligned), "group_accuracy": groups}
 
 
 def plain_training(name: str, directory: Path, epochs: int, seed: int, out: Path) -> tuple[torch.nn.Module, list]:
-    """`model new` + `train --lam 0 --lr 1e-3 --epochs N`: a new bcos_small trained without boxes; the last epoch."""
+    """`model new` + `train --lam 0 --schedule fixed --epochs N`: a new bcos_small trained without boxes (lr 1e-3);
+    the last epoch."""
     torch.manual_seed(seed)
     model = build_model(ARCH, len(BENCHMARKS[name].classes))
     cfg = TrainConfig().with_overrides(device="cpu", seed=seed, epochs=epochs, **PLAIN)
@@ -157,11 +173,16 @@ def _boxed_train(name: str, directory: Path, fraction: float, shift: float, seed
     return out
 
 
-CANDIDATE: dict[str, Any] = {"schedule": "adaptive", "epochs": 30, "lr": 1e-3, "counterfactuals": 1.0}
+# The one click is `TrainConfig()`: since issue 13, the adaptive schedule from lr 1e-3 with box-swap counterfactuals.
+# `CANDIDATE` holds overrides of a recipe under test (empty: the defaults); `OLD_ONE_CLICK` is the one click before.
+CANDIDATE: dict[str, Any] = {}
+OLD_ONE_CLICK: dict[str, Any] = {"schedule": "fixed", "epochs": 2, "lr": 1e-4, "counterfactuals": 0.0}
+RECIPE_KEYS = ("schedule", "epochs", "lr", "budget_s", "counterfactuals", "lam", "layer", "target", "box_dilation")
 
 
-def one_click(name: str, seed: int, epochs: int, cache: Path, *, lam: float | None = None, boxes: float | None = None,
-              shift: float = 0.0, replay: list[float] | None = None, **overrides: Any) -> dict[str, Any]:
+def one_click(name: str, seed: int, baseline_epochs: int, cache: Path, *, lam: float | None = None,
+              boxes: float | None = None, shift: float = 0.0, replay: list[float] | None = None,
+              **overrides: Any) -> dict[str, Any]:
     """Fine-tune the baseline with `TrainConfig()` (+ overrides); test metrics of the checkpoint the rule selects.
 
     `replay`: per-epoch learning rates of a guided run to repeat exactly (the control's "same schedule").
@@ -169,8 +190,7 @@ def one_click(name: str, seed: int, epochs: int, cache: Path, *, lam: float | No
     directory = dataset(name, ShortcutConfig(), cache)
     train = _boxed_train(name, directory, boxes, shift, seed) if boxes is not None else None
     data = train_data(name, directory, train=train)
-    model = load_checkpoint(baseline_path(name, epochs, cache)).model
-    # the candidate one click: the adaptive schedule (TrainConfig() keeps "fixed" until this suite shows it wins)
+    model = load_checkpoint(baseline_path(name, baseline_epochs, cache)).model
     cfg = TrainConfig().with_overrides(device="cpu", seed=seed, lam=lam, **{**CANDIDATE, **overrides})
     if replay is not None:
         cfg = cfg.with_overrides(schedule="fixed", epochs=len(replay), lr=replay[0])
@@ -180,9 +200,9 @@ def one_click(name: str, seed: int, epochs: int, cache: Path, *, lam: float | No
         chosen = load_checkpoint(Path(result.best["path"])).model if result.best else model
         seconds = time.monotonic() - started
     metrics = test_metrics(name, chosen, data, shortcut_records(name, directory, "test"))
-    recipe = {**CANDIDATE, **overrides, **({"lam": lam} if lam is not None else {}),
-              **({"replay": replay} if replay is not None else {})}
+    recipe = {**{k: getattr(cfg, k) for k in RECIPE_KEYS}, **({"replay": replay} if replay is not None else {})}
     return {"benchmark": name, "seed": seed, "recipe": recipe, "seconds": round(seconds, 1),
+            "threads": torch.get_num_threads(),
             "lrs": [h.get("lr") for h in result.history],
             "epochs_run": len(result.history), "best_epoch": result.best["epoch"] if result.best else 0,
             "stop_reason": getattr(result, "stop_reason", ""),
@@ -199,11 +219,17 @@ def part_guided(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str
     return [guided, control]
 
 
+def part_old(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
+    """The one click before issue 13 (fixed 2 epochs at lr 1e-4, no counterfactuals): what the new one replaced."""
+    return [{"part": "old one click", **one_click(name, seed, epochs, cache, **OLD_ONE_CLICK)}]
+
+
 def part_ablation(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
-    """Which half of the one click does the work: counterfactuals without the localisation loss (λ = 0), and the
-    localisation loss without counterfactuals, each with the one click's adaptive schedule."""
-    return [{"part": "ablation", "variant": "counterfactuals only (λ = 0)", **one_click(name, seed, epochs, cache,
-                                                                                         lam=0.0)},
+    """Which half of the one click does the work: counterfactuals without the localisation loss (λ = 1e-9: λ = 0
+    turns the composites off too), and the localisation loss without counterfactuals, each with the one click's
+    adaptive schedule."""
+    return [{"part": "ablation", "variant": "counterfactuals only (λ = 1e-9)", **one_click(name, seed, epochs, cache,
+                                                                                           lam=1e-9)},
             {"part": "ablation", "variant": "localisation only (no counterfactuals)",
              **one_click(name, seed, epochs, cache, counterfactuals=0.0)}]
 
@@ -248,7 +274,7 @@ def _summary_lines(rows: list[dict[str, Any]], column: str, values: Iterable[str
             group = [r for r in rows if r["benchmark"] == name and r[column] == value]
             if group:
                 lines.append(f"| {name} | {value} | {len(group)} | "
-                             + " | ".join(_cell([r[k] for r in group]) for k in keys) + " |")
+                             + " | ".join(_cell([r.get(k) for r in group]) for k in keys) + " |")
     return lines
 
 
@@ -278,10 +304,10 @@ def tables(rows: list[dict[str, Any]]) -> str:
         out += [*_table(columns, [f"| {r['benchmark']} | {r['epochs']} | {r['accuracy']:.3f} | "
                                   f"{r['worst_group_accuracy']:.3f} | {r['aligned_accuracy']:.3f} | {r['epg']:.3f} | "
                                   f"{'yes' if r['shortcut'] else 'no'} |" for r in base]), ""]
-    runs = [r for r in rows if r["part"] in ("guided", "control")]
+    runs = [r for r in rows if r["part"] in ("guided", "control", "old one click")]
     if runs:
-        keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "epochs_run", "seconds")
-        lines = _summary_lines(runs, "part", ("guided", "control"), keys)
+        keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "epg_contrast", "epochs_run", "seconds")
+        lines = _summary_lines(runs, "part", ("guided", "control", "old one click"), keys)
         out += [*_table(("benchmark", "run", "seeds", *keys), lines), ""]
     for part in ("ablation", "target"):
         found = [r for r in rows if r["part"] == part]
@@ -333,12 +359,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument("--parts", nargs="+", default=["learn", "baseline", "guided", "boxes"],
-                        choices=["learn", "baseline", "guided", "boxes", "ablation", "target"])
+                        choices=["learn", "baseline", "guided", "old", "boxes", "ablation", "target"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--learn-epochs", type=int, default=8)
     parser.add_argument("--baseline-epochs", type=int, default=6)
     parser.add_argument("--box-variants", nargs="+", default=list(BOX_VARIANTS), choices=list(BOX_VARIANTS))
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads per run (2: the issue's '2 CPU cores'; run one suite at a time)")
     parser.add_argument("--from-log", type=Path, nargs="+", default=None)
     parser.add_argument("--plot", type=Path, default=None, help="write the box-budget plot (PNG) here")
     args = parser.parse_args()
@@ -348,7 +376,7 @@ def main() -> None:
                 if line.startswith("{")]
     else:
         rows = []
-        torch.set_num_threads(1)
+        torch.set_num_threads(args.threads)
 
         def emit(new: list[dict[str, Any]]) -> None:
             for row in new:
@@ -363,6 +391,8 @@ def main() -> None:
             for seed in args.seeds:
                 if "guided" in args.parts:
                     emit(part_guided(name, seed, args.baseline_epochs, args.cache))
+                if "old" in args.parts:
+                    emit(part_old(name, seed, args.baseline_epochs, args.cache))
                 if "target" in args.parts:
                     emit(part_target(name, seed, args.baseline_epochs, args.cache))
                 if "ablation" in args.parts:

@@ -224,8 +224,8 @@ def train_baseline(engine: Database, settings: Settings, *, out: Path, steps: in
         data = project_train_data(session, settings, get_project(session, DEMO_PROJECT))
     torch.manual_seed(seed)
     model = build_model("bcos_small", num_classes=len(data.classes))
-    config = TrainConfig(lam=0.0, lr=lr, epochs=1, max_steps_per_epoch=steps, seed=seed, device=settings.device,
-                         freeze_norm="no")
+    config = TrainConfig(lam=0.0, lr=lr, epochs=1, schedule="fixed", max_steps_per_epoch=steps, seed=seed,
+                         device=settings.device, freeze_norm="no")
     work = settings.data_dir / "baseline-work"
     result = fine_tune(model, data, config, out_dir=work)
     written = save_checkpoint(work, model, classes=list(data.classes), config=config.to_dict(),

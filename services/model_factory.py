@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FRESH_KEY = "fresh"
 # docs/science.md §2 step 5: plain fine-tuning (no boxes) at lr 1e-4 recovers a B-cosified model's accuracy
-RECOVERY_SETTINGS: Mapping[str, Any] = {"lam": 0.0, "lr": 1e-4}
+RECOVERY_SETTINGS: Mapping[str, Any] = {"lam": 0.0, "lr": 1e-4, "schedule": "fixed"}
 DEFAULT_RECOVERY_EPOCHS = 5
 
 
@@ -142,7 +142,7 @@ def new_model(db: Database, settings: Settings, project: str | None, arch: str, 
 
 
 def recovery_settings(epochs: int = DEFAULT_RECOVERY_EPOCHS, **extra: Any) -> dict[str, Any]:
-    """Training settings of the recovery recipe (docs/science.md §2): no boxes (λ = 0), lr 1e-4, `epochs`;
+    """Training settings of the recovery recipe (docs/science.md §2): no boxes (λ = 0), lr 1e-4, exactly `epochs`;
     norm layers train because the base is fresh. `extra` adds other `TrainConfig` settings."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"recovery epochs must be a whole number of at least 1, not {epochs!r}")

@@ -75,7 +75,9 @@ def save_checkpoint(
         "config": dict(config or {}),
         "metrics": dict(metrics or {}),
         "parent": parent,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        # a copy in the standard layout: a model trained channels-last writes the same file as an NCHW one
+        "model": {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                  for k, v in model.state_dict().items()},
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)

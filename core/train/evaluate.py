@@ -64,16 +64,17 @@ def _multi_target(explainer: Any, images: Tensor, target: Tensor, chunk: int) ->
     return pairs, torch.cat(maps) if maps else images.new_zeros((0, 1, 1)), torch.cat(logits)
 
 
-def _localisation(explainer: Any, batch: dict[str, Tensor], multi_label: bool, chunk: int
+def _localisation(explainer: Any, batch: dict[str, Tensor], multi_label: bool, chunk: int, contrast: bool = False
                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-image mean EPG and IoU over its ground-truth classes with boxes (NaN: no box); logits (B, C)."""
+    """Per-image mean EPG and IoU over its ground-truth classes with boxes (NaN: no box); logits (B, C).
+    `contrast` (single-label): the maps explain `logit_t − max_{c≠t} logit_c`, the decision, instead of `logit_t`."""
     images = batch["images"]
     n = images.shape[0]
     if multi_label:  # one forward per image, one explanation backward per (image, class) pair
         pairs, maps, logits = _multi_target(explainer, images, batch["target"], chunk)
     else:  # one pair per image: its label; the explanation's forward gives the logits
         pairs = torch.stack([torch.arange(n, device=images.device), batch["label"]], 1)
-        attribution = explainer.attribute_detached(images, batch["label"])
+        attribution = explainer.attribute_detached(images, batch["label"], contrast=contrast)
         logits, maps = attribution.logits, attribution.maps
     valid = batch["box_valid"][pairs[:, 0]] & (batch["box_labels"][pairs[:, 0]] == pairs[:, 1:2])
     masks = boxes_to_masks(batch["boxes"][pairs[:, 0]], valid, images.shape[-2], images.shape[-1])
@@ -119,11 +120,14 @@ def evaluate(
     layer: str = "input",
     group_names: Sequence[str] = (),
     chunk: int = 64,
+    contrast: bool = False,
 ) -> EvalResult:
     """Evaluate `model` (in eval mode) on batches from `core.data.collate_guidance`.
 
     `chunk`: most images per multi-target explanation pass (multi-label batches; bounds memory). Under torchrun
-    every rank must call it with its shard (see the module docstring).
+    every rank must call it with its shard (see the module docstring). `contrast`: on single-label data, EPG and
+    IoU of the decision's explanation (`logit_t − max_{c≠t} logit_c`) instead of the class logit's (the default,
+    the paper's); ignored for multi-label data.
 
     Returns metrics {accuracy, f1 (multi-label), epg, iou, group_accuracy, worst_group_accuracy,
     n_images, n_localised} and per-image rows keyed by the batch's `key`.
@@ -134,7 +138,7 @@ def evaluate(
     try:
         with EXPLAINERS[attribution](model, layer=layer) as explainer:
             for batch in batches:
-                epg, iou, logits = _localisation(explainer, batch, multi_label, chunk)
+                epg, iou, logits = _localisation(explainer, batch, multi_label, chunk, contrast)
                 for name, value in (("logits", logits), ("targets", batch["target"]), ("labels", batch["label"]),
                                     ("groups", batch["group"]), ("keys", batch["key"]), ("epg", epg),
                                     ("iou", iou)):

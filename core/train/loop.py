@@ -69,6 +69,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def channels_last(model: nn.Module) -> nn.Module:
+    """`model` with its 4-D parameters in the channels-last memory layout, in place, when it has convolutions.
+
+    Values, names and the state dict are unchanged (a checkpoint loads into either layout); convolutions and the
+    B-cos norms run faster on it (bench/layout.py: the one click's guided step, CPU). Conv-free models are left alone.
+    """
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a generator for the trainer's own sampling."""
     random.seed(seed)

@@ -13,8 +13,9 @@ Rules, applied after each epoch's evaluation (`AdaptiveSchedule.after_epoch`):
    best weights, divide the learning rate by `factor` and never raise it above that again.
 3. *Stalled* (neither): below the ceiling (`factor` × the starting rate, at most `LR_CEILING` = 1e-3), multiply
    the learning rate by `factor` (the model is not moving: the feature must be taught, which takes bigger steps);
-   at the ceiling, stop. A score already at `saturated` stops
-   at once instead — there is nothing left to gain.
+   at the ceiling, stop after `patience` (3) stalled epochs in a row there — a feature being learned (a shape)
+   moves the worst group in steps, not every epoch. A score already at `saturated` stops at once instead — there
+   is nothing left to gain.
 4. *Budget*: stop when the time spent plus one more epoch (its measured duration) would pass `budget_s`
    (0: no limit). `max_epochs` is a hard cap: an explicit `--epochs N` is respected.
 5. At least `min_epochs` (3) epochs run, or the cap when it is lower, before rules 3–4 may stop the run: a run is
@@ -60,6 +61,8 @@ class AdaptiveSchedule:
     collapse: float = 0.15
     saturated: float = 0.99
     min_epochs: int = 3
+    patience: int = 3  # stalled epochs in a row at the ceiling before the run stops
+    stalls_at_ceiling: int = 0
     best_score: tuple[float, float, float] | None = None
     best_epoch: int = 0
     epochs: int = 0
@@ -107,6 +110,9 @@ class AdaptiveSchedule:
 
     def _decide(self, outcome: str, score: tuple[float, float, float]) -> Decision:
         may_stop = self.epochs >= self._floor()
+        assert self.max_lr is not None
+        at_ceiling = self.lr * (1 + 1e-9) >= self.max_lr
+        self.stalls_at_ceiling = self.stalls_at_ceiling + 1 if outcome == "stalled" and at_ceiling else 0
         if outcome == "improved":
             return Decision(False, self.lr)
         if outcome == "collapsed":
@@ -116,9 +122,9 @@ class AdaptiveSchedule:
         if self.best_score is not None and self.best_score[0] >= self.saturated:  # nothing left to gain
             reason = f"validation decision score saturated ({self.best_score[0]:.3f})"
             return Decision(may_stop, self.lr, reason=reason if may_stop else "")
-        assert self.max_lr is not None
-        if self.lr * (1 + 1e-9) < self.max_lr:
+        if not at_ceiling:
             return Decision(False, min(self.lr * self.factor, self.max_lr))
-        if may_stop:
-            return Decision(True, self.lr, reason="no improvement at the highest learning rate")
+        if may_stop and self.stalls_at_ceiling >= self.patience:
+            return Decision(True, self.lr, reason=f"no improvement in {self.stalls_at_ceiling} epochs at the highest "
+                                                  "learning rate")
         return Decision(False, self.lr)

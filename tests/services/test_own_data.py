@@ -529,7 +529,7 @@ def test_bcosified_densenet121_converts_and_explains_a_tiny_input(tmp_path: Path
 def test_bcosify_recipe_is_one_command(photos: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from services.model_factory import recovery_settings
 
-    assert recovery_settings(3) == {"lam": 0.0, "lr": 1e-4, "epochs": 3}
+    assert recovery_settings(3) == {"lam": 0.0, "lr": 1e-4, "schedule": "fixed", "epochs": 3}
     with pytest.raises(ValueError, match="at least 1"):
         recovery_settings(0)
     assert cli(data_dir, "import", "folder", str(photos), "--project", "pets") == 0

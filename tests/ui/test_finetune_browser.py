@@ -148,12 +148,18 @@ def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no
     url, tiny = served
     before = len(_runs(tiny))
     open_finetune(page, url)
+    budget = page.locator("#setting-budget_s input")  # the one click's time budget is on show, not folded away
+    expect(budget).to_be_visible()
+    expect(budget).to_have_value("300")
+    budget.fill("120")
+    budget.blur()
     short_run_form(page)
     page.locator("#start-training").dblclick()
     expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
     page.wait_for_timeout(1500)  # a second request, had one gone out, would have been answered by now
     runs = _runs(tiny)[before:]
     assert len(runs) == 1 and runs[0].pid
+    assert runs[0].config["budget_s"] == 120 and runs[0].config["batch_size"] == 2  # both places reach the run
     expect(page.get_by_text(re.compile(r"still (queued|running)"))).to_have_count(0)  # no refusal of a second
     expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=150_000)
     with session_scope(tiny.deps.engine) as session:

@@ -37,16 +37,22 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     """
     gr.Markdown("Fine-tune the active model with the boxes of this project. The job runs in its own process; "
                 "you can keep working while it runs.")
-    with gr.Row():
-        start = gr.Button("Fine-tune with recommended settings", variant="primary", elem_id="start-training")
+    rules = dict(finetune.FORM_SETTINGS)
+    widgets: dict[str, Any] = {}
+    with gr.Row(equal_height=True):
+        start = gr.Button("Fine-tune with recommended settings", variant="primary", elem_id="start-training",
+                          scale=2)
+        # the one click's time budget is on show, not folded away: the user sees how long it may take and can change it
+        widgets["budget_s"] = setting_widget("budget_s", rules["budget_s"], finetune.DEFAULTS.budget_s)
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel-training", interactive=False)
     with gr.Accordion("Advanced settings", open=False):
-        advanced = []
+        folded = [(name, rule) for name, rule in finetune.FORM_SETTINGS if name not in widgets]
         per_row = 4
-        for offset in range(0, len(finetune.FORM_SETTINGS), per_row):
+        for offset in range(0, len(folded), per_row):
             with gr.Row():
-                advanced += [setting_widget(name, rule, getattr(finetune.DEFAULTS, name))
-                             for name, rule in finetune.FORM_SETTINGS[offset:offset + per_row]]
+                widgets.update({name: setting_widget(name, rule, getattr(finetune.DEFAULTS, name))
+                                for name, rule in folded[offset:offset + per_row]})
+    advanced = [widgets[name] for name, _ in finetune.FORM_SETTINGS]  # the handler's order
     status = gr.Textbox(label="Last action", interactive=False, elem_id="train-status")
     progress = gr.HTML(finetune.progress_html(None), elem_id="train-progress")
     with gr.Row():

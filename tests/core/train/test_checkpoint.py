@@ -36,6 +36,17 @@ def test_same_weights_same_file(tmp_path: Path) -> None:
     assert len(list(tmp_path.iterdir())) == 1
 
 
+def test_a_model_trained_channels_last_is_written_as_the_same_nchw_file(tmp_path: Path) -> None:
+    from core.train.loop import channels_last
+
+    nchw = save_checkpoint(tmp_path / "a", _small(), classes=["a", "b"])
+    converted = channels_last(_small())  # the trainer's layout (core.train.fine_tune)
+    assert not converted.conv1.linear.weight.is_contiguous()
+    written = save_checkpoint(tmp_path / "b", converted, classes=["a", "b"])
+    assert written.name == nchw.name and written.read_bytes() == nchw.read_bytes()
+    assert all(v.is_contiguous() for v in read_checkpoint(written)["model"].values())
+
+
 def test_crash_while_writing_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def power_loss(*_: object) -> None:
         raise OSError("disk vanished")

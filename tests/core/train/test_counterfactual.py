@@ -71,16 +71,25 @@ def test_append_rows_pads_box_slots() -> None:
 
 
 def test_fine_tune_adds_composites_as_annotated_rows(tiny_data: TrainData, tmp_path: Path) -> None:
-    def steps(counterfactuals: float) -> list[TrainEvent]:
-        events: list[TrainEvent] = []
-        torch.manual_seed(0)
-        cfg = TrainConfig(lam=1.0, epochs=1, batch_size=16, device="cpu", layer="input", annotated_fraction=0.25,
-                          counterfactuals=counterfactuals, max_steps_per_epoch=3)
-        fine_tune(build_model("bcos_small", 2), tiny_data, cfg, out_dir=tmp_path / str(counterfactuals),
-                  on_event=events.append)
-        return [e for e in events if e.kind == "step"]
-
-    plain, mixed = steps(0.0), steps(1.0)
+    plain, mixed = _steps(tiny_data, tmp_path, 0.0), _steps(tiny_data, tmp_path, 1.0)
     # every composite is an annotated image: 16 more per step than the batch's own boxed images
     assert [e.losses["annotated"] - 16 for e in mixed] == [e.losses["annotated"] for e in plain]
     assert all(np.isfinite(e.losses["loss"]) for e in mixed)
+
+
+def test_lambda_zero_trains_without_boxes_so_without_composites(tiny_data: TrainData, tmp_path: Path) -> None:
+    # `train --lam 0` is the plain route (a first model, the λ = 0 control): the default counterfactuals stay off
+    plain, asked = _steps(tiny_data, tmp_path, 0.0, lam=0.0), _steps(tiny_data, tmp_path, 1.0, lam=0.0)
+    assert [e.losses["annotated"] for e in asked] == [e.losses["annotated"] for e in plain]
+    assert [e.losses["loss"] for e in asked] == [e.losses["loss"] for e in plain]
+
+
+def _steps(data: TrainData, tmp_path: Path, counterfactuals: float, lam: float = 1.0) -> list[TrainEvent]:
+    """The step events of a 3-step fine-tune of a new bcos_small (batch 16, a quarter of the boxes used)."""
+    events: list[TrainEvent] = []
+    torch.manual_seed(0)
+    cfg = TrainConfig(lam=lam, epochs=1, batch_size=16, device="cpu", layer="input", annotated_fraction=0.25,
+                      counterfactuals=counterfactuals, max_steps_per_epoch=3)
+    fine_tune(build_model("bcos_small", 2), data, cfg, out_dir=tmp_path / f"{counterfactuals}-{lam}",
+              on_event=events.append)
+    return [e for e in events if e.kind == "step"]
