@@ -36,7 +36,8 @@ def test_invalid_settings_start_nothing(tiny: TinyProject, changed: dict) -> Non
 
 def test_a_run_killed_while_the_server_is_up_frees_its_project(tiny: TinyProject) -> None:
     engine, settings = tiny.deps.engine, tiny.deps.settings
-    launched = launch_run(engine, settings, tiny.name, {"epochs": 200, "batch_size": 2})
+    # fixed: exactly 200 epochs, still running when killed (the adaptive default may stop after 3)
+    launched = launch_run(engine, settings, tiny.name, {"epochs": 200, "batch_size": 2, "schedule": "fixed"})
     deadline = time.monotonic() + 240
     while project_runs(engine, settings, tiny.name)[0].status != "running":
         assert time.monotonic() < deadline, "the run never started"

@@ -209,7 +209,8 @@ def test_a_launched_run_killed_by_signal_is_failed_at_once_with_its_log(tiny_pro
     from services.runs import cancel_run, launch_run, project_runs
 
     engine = open_store(tiny_project)
-    launched = launch_run(engine, tiny_project, "demo", {"epochs": 50, "batch_size": 8})
+    # fixed: exactly 50 epochs, still running when killed (the adaptive default may stop after 3)
+    launched = launch_run(engine, tiny_project, "demo", {"epochs": 50, "batch_size": 8, "schedule": "fixed"})
     assert launched.log_path.name == f"run-{launched.run_id}.log"
     _wait_for(lambda: _progress_started(tiny_project))
     os.killpg(launched.pid, signal.SIGKILL)

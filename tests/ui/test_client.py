@@ -84,7 +84,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def test_cancel_stops_a_long_fine_tune(served: tuple[str, TinyProject]) -> None:
     url, tiny = served
     client = Client(url, verbose=False, download_files=False)  # one session: the run state is per user
-    changed = {"epochs": 500, "batch_size": 2}
+    changed = {"epochs": 500, "batch_size": 2, "schedule": "fixed"}  # exactly 500 epochs: still running
     form = [changed.get(name, getattr(finetune.DEFAULTS, name)) for name, _ in finetune.FORM_SETTINGS]
     started = client.predict("tiny", *form, api_name="/start_training")  # the run state stays in the session
     assert "Queued run" in str(started)

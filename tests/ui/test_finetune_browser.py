@@ -93,6 +93,9 @@ def test_a_run_whose_process_dies_shows_failed_with_the_log_tail(page, served: t
     url, tiny = served
     open_finetune(page, url)
     short_run_form(page, epochs="50", steps="0")
+    page.locator("#setting-schedule input").click()  # exactly 50 epochs: still running when killed
+    page.get_by_role("option", name="fixed", exact=True).click()
+    expect(page.locator("#setting-schedule input")).to_have_value("fixed")
     page.locator("#start-training").click()
     expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
     expect(page.locator("#start-training")).to_be_disabled()  # while a run is active
