@@ -10,7 +10,7 @@ test split (the cue lies on half the images): the one click must beat the contro
 EPG at the input by at least 0.05.
 
 Measured 2026-12-07 on 2 vCPUs (AMD EPYC): quiet, 30–36 s per single-label benchmark and 39 s for multilabel
-(2 min 18 s);inside the full CI run 36–37 s and 50 s, 2 min 39 s in all (the issue's limit: 3 minutes).
+(2 min 18 s); inside the full CI run 36–37 s and 50 s, 2 min 39 s in all (the issue's limit: 3 minutes).
 """
 
 from __future__ import annotations
