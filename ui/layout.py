@@ -42,7 +42,8 @@ footer { display: none !important; }
 #proposal-note p { margin: 0; }
 #annot-label-row { align-items: center; }
 #annot-label-title { flex: 0 0 auto !important; min-width: 0 !important; }
-body.annot-syncing #model-box-edit { opacity: 0; }
+body.annot-syncing #model-box-edit,
+body.annot-syncing #model-box-edit * { opacity: 0; pointer-events: none !important; }
 #pending-panel { flex-wrap: nowrap; }
 #pending-panel > * { flex: 1 1 50%; min-width: 0 !important; }
 """
@@ -60,7 +61,8 @@ KEYS_JS = """
     const click = (id) => { const b = byId(id); if (shown(b)) { e.preventDefault(); b.click(); return true; } };
     if ((e.ctrlKey || e.metaKey) && e.key === 's') { click('save-boxes'); return; }
     if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') { click('save-next'); return; }
-    if (typing || byId('model-box-edit')) return;
+    const syncing = document.body.classList.contains('annot-syncing');  // the label sync's hidden dialog
+    if ((typing && !syncing) || (byId('model-box-edit') && !syncing)) return;
     if (e.key === ']') click('next-image');
     if (e.key === '[') click('prev-image');
     if (e.altKey && e.key === 'p') click('propose-box');

@@ -7,6 +7,7 @@ and the app launched in-process are fixtures of tests/ui/conftest.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,3 +87,17 @@ def live_boxes(tiny: TinyProject, image_id: int) -> list[tuple[str, str, tuple[f
         rows = session.scalars(select(Box).where(Box.image_id == image_id, Box.deleted_at.is_(None))
                                .order_by(Box.id)).all()
         return [(b.klass.name, b.author, (b.x0, b.y0, b.x1, b.y1)) for b in rows]
+
+
+def queued_run_id(page: Page) -> int:
+    """The id of the run the Fine-tune button just queued, once the page says so ("Queued run N …")."""
+    line = page.locator("#train-status textarea")
+    expect(line).to_have_value(re.compile(r"Queued run \d+"))
+    return int(re.search(r"Queued run (\d+)", line.input_value()).group(1))
+
+
+def wait_for_run_end(page: Page, run_id: int, timeout_ms: int) -> str:
+    """Wait until the Fine-tune tab shows run `run_id` (this run, never an earlier one) ended; its status."""
+    status = page.locator("#run-status")
+    expect(status).to_have_text(re.compile(rf"^run {run_id}: (succeeded|failed|cancelled)"), timeout=timeout_ms)
+    return status.inner_text().split(": ", 1)[1].strip()

@@ -10,11 +10,20 @@ import pytest
 
 from services import annotations
 from services.annotation_queue import next_needing_box
-from tests.ui.browser import drag_box, expect, live_boxes, open_annotate, require_chromium, wait_for_editor_label
+from tests.ui.browser import (
+    drag_box,
+    expect,
+    expect_patience,
+    live_boxes,
+    open_annotate,
+    require_chromium,
+    wait_for_editor_label,
+)
 from tests.ui.conftest import TinyProject
 
 pytestmark = pytest.mark.browser
 require_chromium()
+patient_expect = expect_patience(20_000)  # 2 shared cores, busy: a save can take seconds
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +139,17 @@ def test_a_stale_tabs_undo_does_not_remove_another_tabs_box(page, served: tuple[
     other.locator("#undo-boxes").click()
     expect(status(other)).to_have_value(re.compile(r"^Conflict: .*changed since you loaded it.*Nothing was undone"))
     assert len(live_boxes(tiny, image_id)) == 2
+
+
+def test_a_box_drawn_right_after_a_label_key_is_kept(page, served: tuple[str, TinyProject]) -> None:
+    url, tiny = served
+    image_id = open_image(page, url, tile=1)  # img_01: labelled "cool"
+    wait_for_label(page, "cool")
+    page.locator("#annot-title").click()  # focus outside any field
+    page.keyboard.press("1")
+    drag_box(page, 5, 5, 25, 25)  # at once: the page script may still be telling the editor the new label
+    wait_for_label(page, "warm")
+    page.keyboard.press("Control+s")
+    expect(status(page)).to_have_value(re.compile(r"^Saved 1"))  # the drag was drawn, not swallowed
+    [(label, author, coords)] = live_boxes(tiny, image_id)
+    assert (label, author) == ("warm", "local") and coords == pytest.approx((5, 5, 25, 25), abs=0.5)

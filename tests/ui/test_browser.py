@@ -11,21 +11,26 @@ from store.db import session_scope
 from tests.ui.browser import (
     drag_box,
     expect,
+    expect_patience,
     live_boxes,
     open_annotate,
+    queued_run_id,
     require_chromium,
     wait_for_editor_label,
+    wait_for_run_end,
 )
 from tests.ui.conftest import TinyProject
 
 pytestmark = pytest.mark.browser
 require_chromium()
+patient_expect = expect_patience(20_000)  # 2 shared cores, busy: a save can take seconds
 
 
 def open_image(page, url: str, tile: int = 0) -> None:
     """Open the app, click a gallery tile, go to Annotate and wait for the editor canvas."""
     open_annotate(page, url, tile)
-    page.wait_for_timeout(500)
+    # the image's view has arrived (its title names it), not only the editor's canvas
+    expect(page.locator("#annot-title")).to_contain_text(f"#{page.locator('#image-id input').input_value()} ")
 
 
 def draw_box(page, label: str, x0: float, y0: float, x1: float, y1: float) -> None:
@@ -83,9 +88,7 @@ def test_tiny_fine_tune_reaches_done_and_shows_in_compare(page, served: tuple[st
     page.get_by_label("Batch size").fill("4")
     page.get_by_label("Max steps per epoch (0: all)").fill("1")
     page.locator("#start-training").click()
-    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
-    expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=150_000)
-    if "succeeded" not in page.locator("#run-status").inner_text():  # say why, from the run row and its log
+    if wait_for_run_end(page, queued_run_id(page), 150_000) != "succeeded":  # say why, from the row and its log
         from store.models_runs import TrainingRun
 
         with session_scope(tiny.deps.engine) as session:

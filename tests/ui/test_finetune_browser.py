@@ -21,7 +21,7 @@ from store.db import session_scope
 from store.models_runs import TrainingRun
 from store.projects import ImageInput, add_images, create_project, get_project, set_image_labels
 from store.runs import active_checkpoint, create_training_run, register_checkpoint, update_training_run
-from tests.ui.browser import expect, expect_patience, require_chromium
+from tests.ui.browser import expect, expect_patience, queued_run_id, require_chromium, wait_for_run_end
 from tests.ui.conftest import CLASSES, SIZE, TinyProject
 
 pytestmark = pytest.mark.browser
@@ -97,16 +97,16 @@ def test_a_run_whose_process_dies_shows_failed_with_the_log_tail(page, served: t
     page.get_by_role("option", name="fixed", exact=True).click()
     expect(page.locator("#setting-schedule input")).to_have_value("fixed")
     page.locator("#start-training").click()
-    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
+    run_id = queued_run_id(page)
     expect(page.locator("#start-training")).to_be_disabled()  # while a run is active
-    expect(page.locator("#run-status")).to_have_text(re.compile(r"running"), timeout=120_000)
-    run = _runs(tiny)[-1]
+    expect(page.locator("#run-status")).to_have_text(f"run {run_id}: running", timeout=120_000)
+    [run] = [r for r in _runs(tiny) if r.id == run_id]
     log = tiny.deps.data_dir / "runs" / f"run-{run.id}.log"
     deadline = time.monotonic() + 60
     while not log.read_text(errors="replace").strip() and time.monotonic() < deadline:
         time.sleep(0.5)
     os.killpg(run.pid, signal.SIGKILL)
-    expect(page.locator("#run-status")).to_have_text(re.compile(r"failed"), timeout=30_000)
+    assert wait_for_run_end(page, run_id, 30_000) == "failed"
     expect(page.locator("#run-error")).to_contain_text("killed by signal 9")
     expect(page.locator("#run-error")).to_contain_text("last lines of its log")
     status_line = re.compile(rf"^Run {run.id} failed after \d+:\d\d: see the error below\.$")
@@ -158,12 +158,12 @@ def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no
     budget.blur()
     short_run_form(page)
     page.locator("#start-training").dblclick()
-    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
-    page.wait_for_timeout(1500)  # a second request, had one gone out, would have been answered by now
+    run_id = queued_run_id(page)
     runs = _runs(tiny)[before:]
-    assert len(runs) == 1 and runs[0].pid
+    assert [r.id for r in runs] == [run_id] and runs[0].pid
     assert runs[0].config["budget_s"] == 120 and runs[0].config["batch_size"] == 2  # both places reach the run
+    wait_for_run_end(page, run_id, 150_000)  # this run's end, not an earlier test's (they share one project)
+    expect(page.locator("#start-training")).to_be_enabled()  # the poll after the end re-enabled it
     expect(page.get_by_text(re.compile(r"still (queued|running)"))).to_have_count(0)  # no refusal of a second
-    expect(page.locator("#run-status")).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=150_000)
     with session_scope(tiny.deps.engine) as session:
         assert session.scalar(select(func.count()).select_from(TrainingRun)) == before + 1

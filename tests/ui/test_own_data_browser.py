@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.settings import Settings
-from tests.ui.browser import expect, expect_patience, require_chromium
+from tests.ui.browser import expect, expect_patience, queued_run_id, require_chromium, wait_for_run_end
 from tests.ui.conftest import launched
 from tests.ui.test_data_handlers import class_files, write_zip
 from ui.deps import AppDeps, build_deps
@@ -61,10 +61,7 @@ def train(page, deps: AppDeps, lam: str) -> None:
     page.locator("#setting-max_steps_per_epoch input").fill("2")
     page.locator("#setting-max_steps_per_epoch input").blur()
     page.locator("#start-training").click()
-    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"Queued run \d+"))
-    status = page.locator("#run-status")
-    expect(status).to_have_text(re.compile(r"succeeded|failed|cancelled"), timeout=RUN_TIMEOUT_MS)
-    if "succeeded" not in status.inner_text():  # say why: the run's error and its log
+    if wait_for_run_end(page, queued_run_id(page), RUN_TIMEOUT_MS) != "succeeded":  # say why: error and log
         logs = [f.read_text(errors="replace")[-3000:] for f in (deps.data_dir / "runs").glob("*.log")]
         pytest.fail(f"the run did not succeed: {page.locator('#train-progress').inner_text()}\n{''.join(logs)}")
 

@@ -32,8 +32,9 @@ NO_IMAGE = "No image selected: **Next** opens the next training image without a 
 
 # The editor (use_default_label) gives a new box its default label without a pop-up, and that default can only be
 # changed in its own "Edit label" dialog. This page script keeps it equal to the "Label for new boxes" choice: when
-# they differ it opens that dialog (hidden by CSS meanwhile), picks the label and presses OK; the label it set is
-# remembered on the editor's element, so a remounted editor is set again.
+# they differ (checked as soon as a label is picked, and every 200 ms for a remounted editor) it opens that dialog,
+# picks the label and presses OK; the label it set is remembered on the editor's element. Meanwhile the dialog is
+# invisible and lets the pointer through (CSS in ui/layout.py), so a box drawn at once is drawn, never swallowed.
 LABEL_SYNC_JS = """
 <script>
 (() => {
@@ -83,6 +84,9 @@ LABEL_SYNC_JS = """
       document.body.classList.remove('annot-syncing');
     }
   }
+  document.addEventListener('change', (e) => {  // a label picked (click or number key): tell the editor now
+    if (e.target && e.target.matches && e.target.matches('#annot-label input[type=radio]')) syncEditorLabel();
+  });
   setInterval(syncEditorLabel, 200);
 })();
 </script>
