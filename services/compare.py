@@ -21,11 +21,12 @@ from services.checkpoints import (
 from services.database import Database
 from services.explain_requests import build_request
 from services.explanations import ExplainRequest, Explanation, ExplanationService
+from services.runs import run_line
 from store.db import session_scope
 from store.models_runs import Checkpoint
 from store.projects import get_image
 from store.queries import image_splits_by_id
-from store.runs import evaluation_results, evaluations_of
+from store.runs import active_checkpoint, evaluation_results, evaluations_of
 
 IMAGE_SORTS = ("gain", "regression", "changed")
 
@@ -63,6 +64,7 @@ class Comparison:
     matched: bool  # both evaluations were measured the same way (split, layer, attribution)
     images: tuple[ImageChange, ...]
     pairs: tuple[tuple[ExplainRequest, ExplainRequest], ...]
+    run_note: str = ""  # the run that made "after": its outcome, why it stopped and what it kept ("" for none)
 
 
 def _matched_evaluations(session: Session, before: Checkpoint, after: Checkpoint, *, with_results: bool
@@ -139,7 +141,34 @@ def compare_checkpoints(db: Database, project: str | None, before: Any, after: A
         info, info_a, info_b = project_info(session, row), checkpoint_info(ck_a), checkpoint_info(ck_b)
         shown = [image_info(get_image(session, change.image_id), data_dir) for change in images[:pairs]]
     requests = tuple((build_request(info, image, info_a), build_request(info, image, info_b)) for image in shown)
-    return Comparison(info, info_a, info_b, eval_a, eval_b, matched, images, requests)
+    return Comparison(info, info_a, info_b, eval_a, eval_b, matched, images, requests, run_line(db, info_b.run_id))
+
+
+HEADLINE_METRICS = (("worst_group_accuracy", "worst-group accuracy"), ("accuracy", "accuracy"), ("f1", "F1"))
+
+
+def worse_than_active(db: Database, project: str | None, ref: Any, *, margin: float = 0.005) -> str | None:
+    """Why activating checkpoint `ref` would make the project worse — "accuracy 0.857 vs 0.971 (−0.114) …" on a
+    headline metric (worst-group accuracy, accuracy, F1), measured the same way as the active model's — or None
+    (not worse, the same checkpoint, no active model, or never measured the same way: nothing to tell)."""
+    with session_scope(db) as session:
+        row = require_project(session, project)
+        target = project_checkpoint(session, row, checkpoint_id(ref))
+        active = active_checkpoint(session, row.id)
+        if active is None or active.id == target.id:
+            return None
+        mine, theirs, matched = _matched_evaluations(session, active, target, with_results=False)
+    if not matched or mine is None or theirs is None:
+        return None
+    drops = [f"{label} {theirs.metrics[key]:.3f} vs {mine.metrics[key]:.3f} "
+             f"({theirs.metrics[key] - mine.metrics[key]:+.3f})"
+             for key, label in HEADLINE_METRICS
+             if isinstance(theirs.metrics.get(key), int | float) and isinstance(mine.metrics.get(key), int | float)
+             and theirs.metrics[key] < mine.metrics[key] - margin]
+    if not drops:
+        return None
+    return (f"checkpoint #{target.id} is worse than the active #{active.id} on {mine.measured[0]}: "
+            + "; ".join(drops))
 
 
 def explain_pairs(explanations: ExplanationService, comparison: Comparison, method: str, layer: str
@@ -154,4 +183,5 @@ def explain_pairs(explanations: ExplanationService, comparison: Comparison, meth
     return [(a[0], b[0]) for a, b in zip(before, after)]
 
 
-__all__ = ["IMAGE_SORTS", "Comparison", "ImageChange", "compare_checkpoints", "explain_pairs"]
+__all__ = ["HEADLINE_METRICS", "IMAGE_SORTS", "Comparison", "ImageChange", "compare_checkpoints", "explain_pairs",
+           "worse_than_active"]

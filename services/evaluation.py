@@ -31,6 +31,10 @@ from store.runs import EvaluationImageResult, get_checkpoint, record_evaluation
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("accuracy", "f1", "epg", "iou", "group_accuracy", "worst_group_accuracy", "n_images")
+# What each EPG of an evaluation measures (docs/science.md §10): the class logit's map, as in the paper, and on
+# single-label projects the decision's map (`logit_t − max_{c≠t} logit_c`), which the one click guides there.
+# Compare's rows and `evaluate --json` (`epg_labels`) name them so.
+EPG_LABELS = {"epg": "EPG (class logit)", "epg_decision": "EPG (decision: class vs runner-up)"}
 
 
 def default_attribution(model: torch.nn.Module) -> str:
@@ -39,8 +43,12 @@ def default_attribution(model: torch.nn.Module) -> str:
 
 
 def summary(metrics: dict[str, Any], *, split: str, checkpoint: Checkpoint) -> dict[str, Any]:
-    """The `evaluate --json` object: metrics plus the split and the checkpoint's id and path."""
+    """The `evaluate --json` object: metrics plus the split and the checkpoint's id and path. Single-label
+    evaluations also carry `epg_decision`; `epg_labels` says what each EPG key measures."""
     out = {key: metrics.get(key) for key in SUMMARY_KEYS}
+    if "epg_decision" in metrics:  # single-label evaluations
+        out["epg_decision"] = metrics["epg_decision"]
+    out["epg_labels"] = {key: label for key, label in EPG_LABELS.items() if key in out}
     out.update(split=split, checkpoint={"id": checkpoint.id, "path": checkpoint.path, "sha256": checkpoint.sha256})
     return out
 
@@ -65,7 +73,7 @@ def evaluate_checkpoint(session: Session, settings: Settings, project: Project, 
     loader = build_loader(records, data, batch_size, shuffle=False, seed=0, cache=False)
     method = attribution or default_attribution(loaded.model)
     result = evaluate(loaded.model, (to_device(b, device) for b in loader), multi_label=data.multi_label,
-                      attribution=method, layer=layer, group_names=groups)
+                      attribution=method, layer=layer, group_names=groups, decision=not data.multi_label)
     metrics = {**result.metrics, "attribution": method, "layer": layer}
     if dist_utils.is_rank0():
         record_evaluation(session, checkpoint_id=checkpoint.id, split=split, metrics=metrics, results=_rows(result))

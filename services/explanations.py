@@ -66,8 +66,9 @@ def configure_serving_threads(settings: Settings) -> int | None:
 
 @dataclass(frozen=True)
 class ExplanationKey:
-    """Identifies one explanation: the checkpoint file's sha256, method, layer, class index, image id and the
-    model's input size (a project's image size can change: `project set P --image-size N`)."""
+    """Identifies one explanation: the checkpoint file's sha256, method, layer, class index, image id, the
+    model's input size (a project's image size can change: `project set P --image-size N`) and the explained score:
+    the class logit, or with `contrast` the decision `logit_t − max_{c≠t} logit_c` (single-label projects)."""
 
     checkpoint_sha: str
     method: str
@@ -75,12 +76,13 @@ class ExplanationKey:
     class_index: int
     image_id: int
     image_size: int = 0
+    contrast: bool = False
 
     @property
     def stem(self) -> str:
         """File name stem of the cached files."""
         return (f"{self.checkpoint_sha[:16]}-{self.method}-{self.layer}-c{self.class_index}-i{self.image_id}"
-                f"-s{self.image_size}")
+                f"-s{self.image_size}{'-decision' if self.contrast else ''}")
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,17 @@ class ExplanationService:
         self._lock = threading.Lock()
         self._compute_lock = threading.Lock()  # one model forward at a time: 2 cores, no oversubscription
 
-    def explain(self, request: ExplainRequest, method: str, layer: str, class_index: int) -> Explanation:
-        """The explanation of `class_index` for the request's image, from cache when available."""
+    def explain(self, request: ExplainRequest, method: str, layer: str, class_index: int, *,
+                decision: bool = False) -> Explanation:
+        """The explanation of `class_index` for the request's image, from cache when available. With `decision`
+        (single-label projects) the explained score is the decision, `class_index`'s logit minus the highest
+        other logit (docs/science.md §10), instead of the class logit."""
         self.explain_check(request, method, layer, class_index)
-        key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id, request.image_size)
+        if decision and (request.multi_label or len(request.classes) < 2):
+            raise ValueError("the decision map (class vs the runner-up) needs a single-label project with two "
+                             "classes or more; explain the class logit instead")
+        key = ExplanationKey(request.checkpoint_sha, method, layer, class_index, request.image_id, request.image_size,
+                             decision)
         cached = self.cached(key)
         if cached is not None:
             return cached
@@ -316,11 +325,11 @@ class ExplanationService:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         targets = torch.tensor([key.class_index], device=device)
         with EXPLAINERS[key.method](model, layer=key.layer) as explainer:
-            out = explainer.attribute(batch, targets)
+            out = explainer.attribute(batch, targets, contrast=key.contrast)
             maps = upsample(out.maps.detach(), (rgb.shape[0], rgb.shape[1]))  # (1, H, W)
             colour = None
             if methods.METHODS[key.method].colour_view and getattr(model, "is_bcos", False):
-                weights = explainer.weights(batch, targets)
+                weights = explainer.weights(batch, targets, contrast=key.contrast)
                 if weights.shape[1] == 6:
                     colour = bcos_colour(weights[0], batch[0])
         logits = out.logits.detach().float().cpu()[0]
@@ -338,8 +347,8 @@ class ExplanationService:
         saturation = evidence_scale(amap, signed=method.signed)
         heat = overlay_heatmap(big, amap, signed=method.signed, scale=saturation, desaturate=0.5)
         note = f"{method.label} at {methods.LAYERS[key.layer].label}; colours saturate at the 99.5th percentile"
-        strip = legend(heat.shape[1], scale=saturation, signed=method.signed, explained=f"“{classes[key.class_index]}”",
-                       note=note)
+        strip = legend(heat.shape[1], scale=saturation, signed=method.signed,
+                       explained=explained_score(key, classes, logits.tolist()), note=note)
         overlay_path = self.cache_dir / f"{key.stem}.png"
         # fast to write; the cache is local
         PILImage.fromarray(np.concatenate([heat, strip])).save(overlay_path, compress_level=1)
@@ -385,6 +394,22 @@ class ExplanationService:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             PILImage.fromarray(note_picture(text, width, height=width, grey=True, size=13)).save(path)
         return path
+
+
+def runner_up(logits: Sequence[float], class_index: int) -> int:
+    """The class with the highest logit other than `class_index`: what the decision map weighs it against."""
+    return max((c for c in range(len(logits)) if c != class_index), key=lambda c: logits[c])
+
+
+def explained_score(key: ExplanationKey, classes: Sequence[str], logits: Sequence[float]) -> str:
+    """What the map of `key` explains, for a legend or caption: `“cat”` (the class logit), or for a decision map
+    `the decision “cat” over “dog” (the runner-up)` (`logit_cat − logit_dog`; "the predicted class" when the
+    explained class is not the top one)."""
+    if not key.contrast:
+        return f"“{classes[key.class_index]}”"
+    other = runner_up(logits, key.class_index)
+    role = "the runner-up" if logits[key.class_index] >= logits[other] else "the predicted class"
+    return f"the decision “{classes[key.class_index]}” over “{classes[other]}” ({role})"
 
 
 def _composite_on_black(rgba: np.ndarray, scale: int) -> np.ndarray:

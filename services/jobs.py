@@ -28,7 +28,7 @@ from services.errors import ConflictError
 from services.evaluation import announce_run_evaluations, evaluate_checkpoint, follow_run_evaluations
 from services.model_factory import is_fresh
 from services.models import checkpoint_file, model_device
-from services.runs import queue_run
+from services.runs import NO_IMPROVEMENT, queue_run
 from services.settings import Settings
 from services.training import RunReporter, prune_dropped_checkpoints
 from store.db import session_scope
@@ -65,10 +65,13 @@ class TrainResult:
     after: dict[str, Any] | None = None
     message: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    # what the run did, also stored on its row (`TrainingRun.summary`): outcome "improved" | "no_improvement",
+    # stop_reason, kept_epoch (0: the starting model), selection_rule, epochs
+    summary: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field."""
-        return {**asdict(self), "checkpoints": list(self.checkpoints)}
+        """A JSON-safe dict of every field, with the run's outcome ("improved" / "no_improvement") on top."""
+        return {**asdict(self), "checkpoints": list(self.checkpoints), "outcome": self.summary.get("outcome")}
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class RunPlan:
     data: TrainData
     config: TrainConfig
     eval_split: str
+    fresh: bool = False  # the base is new or just converted: not learning yet is not convergence
 
 
 def evaluate_reference(settings: Settings, project: str, ref: str, *, split: str = "test",
@@ -143,7 +147,7 @@ def execute_run(settings: Settings, run_id: int, *, activate: bool = False, canc
         status = "succeeded"
         try:
             fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir / "unused",
-                      should_stop=cancel.is_set)
+                      should_stop=cancel.is_set, fresh=plan.fresh)
         except TrainingCancelled:
             status = "cancelled"
         # rank 0's before/after evaluations are sharded: take part in them
@@ -168,15 +172,15 @@ def _plan(engine: Database, settings: Settings, run_id: int, *, claim: bool) -> 
         payload = read_checkpoint(base_path)
         arch = payload["arch"]
         # freeze_norm "auto": a fresh model (new or just converted) must learn its norm statistics
+        fresh = is_fresh(payload.get("config"))
         config = TrainConfig.from_dict(run.config).resolved(is_bcos=methods.ARCHITECTURES[arch].bcos
-                                                            if arch in methods.ARCHITECTURES else False,
-                                                            fresh=is_fresh(payload.get("config")))
+                                                            if arch in methods.ARCHITECTURES else False, fresh=fresh)
         data = project_train_data(session, settings, project, val_split=config.eval_split)
         has_test = count_images(session, project_id=project.id, split="test") > 0
         if claim:
             update_training_run(session, run_id, status="running", pid=os.getpid(), message="loading the model")
         return RunPlan(run_id, project.id, project.name, base.id, base_path, data, config,
-                       "test" if has_test else config.eval_split)
+                       "test" if has_test else config.eval_split, fresh)
 
 
 @contextmanager
@@ -212,7 +216,7 @@ def _execute(engine: Database, settings: Settings, plan: RunPlan, *, activate: b
         base = load_checkpoint(plan.base_path, map_location=model_device(settings),
                                expected_classes=list(plan.data.classes))
         result = fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir,
-                           parent_sha=base.sha256, on_event=reporter, should_stop=cancel.is_set)
+                           parent_sha=base.sha256, on_event=reporter, should_stop=cancel.is_set, fresh=plan.fresh)
         status = "succeeded"
     except TrainingCancelled:
         status = "cancelled"
@@ -225,7 +229,7 @@ def _execute(engine: Database, settings: Settings, plan: RunPlan, *, activate: b
     prune_dropped_checkpoints(engine, settings, plan.run_id)
     outcome = _summarise(engine, settings, plan, result, status, error, time.monotonic() - started,
                          activate=activate)
-    reporter.finish(status, message=outcome.message, error=error)
+    reporter.finish(status, message=outcome.message, error=error, summary=outcome.summary or None)
     return outcome
 
 
@@ -234,12 +238,17 @@ def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: Fine
     with session_scope(engine) as session:
         rows = run_checkpoints(session, plan.run_id)
         kept = tuple(str(checkpoint_file(settings, r.path)) for r in rows)
+        summary = run_summary(result) if status == "succeeded" and result is not None else {}
         common = {"run_id": plan.run_id, "status": status, "checkpoints": kept, "seconds": round(seconds, 2),
-                  "error": error, "config": plan.config.to_dict()}
+                  "error": error, "config": plan.config.to_dict(), "summary": summary}
         if status != "succeeded" or result is None or result.best is None:
+            if summary:  # Models and `model list` say why none of this run's checkpoints was chosen
+                for row in rows:
+                    row.note = f"{row.note} · not chosen: no epoch of run {plan.run_id} beat its starting model"
             announce_run_evaluations(settings, None, evaluating=False)
-            current = active_checkpoint(session, plan.project_id)
-            return TrainResult(**common, active_checkpoint_id=current.id if current else None)
+            current = active_checkpoint(session, plan.project_id)  # a run that found nothing better changes nothing
+            return TrainResult(**common, active_checkpoint_id=current.id if current else None,
+                               message=_not_improved(result) if summary else "")
         best_path = Path(result.best["path"]).resolve()
         best = next((r for r in rows if checkpoint_file(settings, r.path).resolve() == best_path), None)
         project = get_project(session, plan.project_id)
@@ -270,6 +279,25 @@ def _fail(engine: Database, run_id: int, error: str) -> None:
             update_training_run(session, run_id, status="failed", error=error)
 
 
+def run_summary(result: FineTuneResult) -> dict[str, Any]:
+    """What a finished run did, in the words the run line, its history, Compare and `train --json` show."""
+    return {"outcome": "improved" if result.improved else "no_improvement", "stop_reason": result.stop_reason,
+            "kept_epoch": result.kept_epoch, "selection_rule": result.selection_rule, "epochs": result.epochs}
+
+
+def _not_improved(result: FineTuneResult | None) -> str:
+    """The run line of a run whose epochs all lost to its starting model on validation."""
+    if result is None:
+        return NO_IMPROVEMENT
+    base = result.base_metrics
+    key = "f1" if base.get("multi_label") else "accuracy"
+    trained = [h.get(key) for h in result.history if isinstance(h.get(key), int | float)]
+    if not trained or not isinstance(base.get(key), int | float):
+        return f"{NO_IMPROVEMENT}: no epoch beat it on validation"
+    return (f"{NO_IMPROVEMENT}: no epoch beat it on validation (its {key} {base[key]:.3f}; the best epoch's "
+            f"{max(trained):.3f}); nothing was activated")
+
+
 def _outcome(before: dict[str, Any], after: dict[str, Any] | None) -> str:
     if not after:
         return "finished"
@@ -278,4 +306,4 @@ def _outcome(before: dict[str, Any], after: dict[str, Any] | None) -> str:
     return "done: " + ", ".join(parts)
 
 
-__all__ = ["RunPlan", "TrainResult", "evaluate_reference", "execute_run", "train_project"]
+__all__ = ["RunPlan", "TrainResult", "evaluate_reference", "execute_run", "run_summary", "train_project"]

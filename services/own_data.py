@@ -16,6 +16,7 @@ from pathlib import Path
 from services.catalog import ProjectInfo, project_info, require_project
 from services.database import Database
 from services.settings import Settings
+from services.validation_split import ValidationCheck, inspect_validation
 from store.db import session_scope
 from store.io.apply import apply_plan
 from store.io.coco import parse_coco
@@ -23,6 +24,7 @@ from store.io.csv_files import assign_groups
 from store.io.folder import SplitRule, parse_folder
 from store.io.plan import ImportPlan, ImportSummary, Skipped, to_single_label
 from store.io.voc import parse_voc
+from store.projects import get_project
 from store.projects import set_image_size as store_set_image_size
 from store.splits import carve_splits as store_carve_splits
 
@@ -73,7 +75,8 @@ ImportSource = FolderImport | VocImport | CocoImport
 @dataclass(frozen=True)
 class ImportResult:
     """What an import did (on a dry run: would do). `split_counts`: split -> class -> images of this import;
-    `report`: the lines the command prints."""
+    `report`: the lines the command prints; `validation`: whether the project's validation split is big enough
+    to judge a run (`validation.warning` says what to do when not)."""
 
     project: str
     project_created: bool
@@ -90,6 +93,13 @@ class ImportResult:
     notes: tuple[str, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     report: tuple[str, ...] = ()
+    validation: ValidationCheck | None = None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the project needs before a run can be judged on it (the validation split's size)."""
+        warning = self.validation.warning if self.validation is not None else None
+        return (warning,) if warning else ()
 
 
 def _check_task(task: str) -> None:
@@ -127,7 +137,7 @@ def parse_source(source: ImportSource) -> ImportPlan:
     return plan
 
 
-def _result(summary: ImportSummary, dry_run: bool) -> ImportResult:
+def _result(summary: ImportSummary, dry_run: bool, validation: ValidationCheck | None) -> ImportResult:
     lines = summary.lines()
     if dry_run:
         lines[0] = "dry run, nothing written: " + lines[0]
@@ -135,15 +145,16 @@ def _result(summary: ImportSummary, dry_run: bool) -> ImportResult:
                         summary.labels_added, summary.boxes_added, summary.boxes_existing, summary.groups_set,
                         summary.image_size, summary.image_size_inferred, dry_run,
                         {split: dict(per_class) for split, per_class in summary.split_counts.items()},
-                        tuple(summary.notes), tuple(summary.skipped), tuple(lines))
+                        tuple(summary.notes), tuple(summary.skipped), tuple(lines), validation)
 
 
 class _DryRun(Exception):
     """Raised inside the transaction of a dry run, so it rolls back; carries what would have been done."""
 
-    def __init__(self, summary: ImportSummary) -> None:
+    def __init__(self, summary: ImportSummary, validation: ValidationCheck) -> None:
         super().__init__("dry run")
         self.summary = summary
+        self.validation = validation
 
 
 def import_data(db: Database, settings: Settings, source: ImportSource, *, project: str, author: str = "import",
@@ -160,11 +171,12 @@ def import_data(db: Database, settings: Settings, source: ImportSource, *, proje
         with session_scope(db) as session:
             summary = apply_plan(session, plan, project_name=project.strip(), data_dir=settings.data_dir,
                                  author=author)
+            validation = inspect_validation(session, get_project(session, summary.project))
             if dry_run:
-                raise _DryRun(summary)
+                raise _DryRun(summary, validation)
     except _DryRun as rolled_back:
-        summary = rolled_back.summary
-    return _result(summary, dry_run)
+        summary, validation = rolled_back.summary, rolled_back.validation
+    return _result(summary, dry_run, validation)
 
 
 def set_image_size(db: Database, project: str | None, size: object) -> ProjectInfo:
@@ -180,15 +192,15 @@ __all__ = ["TASK_CHOICES", "CocoImport", "FolderImport", "ImportResult", "Import
 
 
 def carve_splits(db: Database, project: str, *, val_fraction: float | None = None,
-                 test_fraction: float | None = None, seed: int = 0) -> dict[str, int]:
+                 test_fraction: float | None = None, seed: int = 0, grow: bool = False) -> dict[str, int]:
     """Give an existing project a validation (and/or test) split carved out of its training images, stratified
     by class and seeded; returns how many images each split received. ValueError saying what to do when a
-    fraction is out of range or the split already has images."""
+    fraction is out of range or the split already has images (unless `grow`: then they are added to it)."""
     fractions = {split: value for split, value in (("val", val_fraction), ("test", test_fraction)) if value}
     if not fractions:
         raise ValueError("give --val-fraction and/or --test-fraction (e.g. 0.1)")
     with session_scope(db) as session:
         moved = store_carve_splits(session, project_id=require_project(session, project).id, fractions=fractions,
-                                   seed=seed)
+                                   seed=seed, grow=grow)
     log.info("project %s: moved %s out of train (seed %d)", project, moved, seed)
     return moved

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES = 25
+NO_IMPROVEMENT = "no improvement — your model is kept"  # a run whose epochs all lost to its start
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,56 @@ class RunView:
     elapsed_s: float
     eta_s: float | None
     config: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)  # a finished run's outcome, stop reason, kept epoch
 
     @property
     def active(self) -> bool:
         """Queued or running."""
         return self.status in ACTIVE_RUN_STATUSES
+
+    @property
+    def improved(self) -> bool:
+        """False for a run that ended without finding anything better than its starting model."""
+        return self.summary.get("outcome") != "no_improvement"
+
+    @property
+    def outcome(self) -> str:
+        """The status as a user reads it: a run that found nothing better is not "succeeded"."""
+        return run_outcome(self.status, self.summary)
+
+    @property
+    def why(self) -> str:
+        """Why it stopped and what it kept, in plain words ("" before it ends or for runs made before this)."""
+        return run_why(self.summary)
+
+
+def run_outcome(status: str, summary: Mapping[str, Any] | None) -> str:
+    """A run's status as a user reads it: "no improvement — your model is kept" instead of "succeeded" for a run
+    none of whose epochs beat its starting model."""
+    return NO_IMPROVEMENT if status == "succeeded" and (summary or {}).get("outcome") == "no_improvement" else status
+
+
+def run_why(summary: Mapping[str, Any] | None) -> str:
+    """Why a finished run stopped and which model it kept, by which rule ("" when it has no summary)."""
+    if not summary:
+        return ""
+    epoch = int(summary.get("kept_epoch") or 0)
+    kept = f"kept epoch {epoch}" if epoch else "kept the starting model (no epoch beat it on validation)"
+    return (f"stopped: {summary.get('stop_reason', '?')} after {summary.get('epochs', '?')} epoch(s); {kept}, by "
+            f"the rule: {summary.get('selection_rule', '')}")
+
+
+def run_line(db: Database, run_id: int | None) -> str:
+    """"Run N: <outcome>. Why it stopped: …" for the run that made a checkpoint ("" for none)."""
+    if run_id is None:
+        return ""
+    with session_scope(db) as session:
+        try:
+            run = get_training_run(session, run_id)
+        except NotFoundError:  # the run was deleted; its checkpoints stay
+            return ""
+        why = run_why(run.summary)
+        return f"Run {run.id}: {run_outcome(run.status, run.summary)}." + (f" Why it stopped: {why}." if why else "")
 
 
 @dataclass(frozen=True)
@@ -253,7 +299,7 @@ def _view(run: TrainingRun, state: Mapping[str, Any], settings: Settings) -> Run
                    created=run.created, started=run.started, finished=run.finished,
                    step=int(state.get("step") or 0), steps_total=int(state.get("steps_total") or 0),
                    elapsed_s=elapsed, eta_s=state.get("eta_s") if run.status == "running" else None,
-                   config=dict(run.config or {}))
+                   config=dict(run.config or {}), summary=dict(run.summary or {}))
 
 
 def project_runs(engine: Database, settings: Settings, project: str, *, limit: int = 20) -> list[RunView]:
@@ -302,6 +348,7 @@ def cancel_run(engine: Database, project: str) -> str:
 
 
 __all__ = [
+    "NO_IMPROVEMENT",
     "Launched",
     "RunProgress",
     "RunView",
@@ -314,8 +361,11 @@ __all__ = [
     "project_runs",
     "queue_run",
     "read_run_progress",
+    "run_line",
     "run_log_path",
+    "run_outcome",
     "run_progress_path",
+    "run_why",
     "train_argv",
     "write_run_progress",
 ]

@@ -82,15 +82,17 @@ class RunReporter:
         with session_scope(self.engine) as session:
             update_training_run(session, self.run_id, progress=self.state["progress"], message=self.state["message"])
 
-    def finish(self, status: str, *, message: str = "", error: str | None = None) -> None:
-        """Record the final status in the progress file and the run row."""
-        self.state.update(status=status, message=message or self.state["message"], error=error)
+    def finish(self, status: str, *, message: str = "", error: str | None = None,
+               summary: dict[str, Any] | None = None) -> None:
+        """Record the final status (and the run's `summary`: outcome, why it stopped, the epoch kept) in the
+        progress file and the run row."""
+        self.state.update(status=status, message=message or self.state["message"], error=error, summary=summary)
         if status == "succeeded":
             self.state["progress"] = 1.0
         write_run_progress(self.settings, self.run_id, self.state)
         with session_scope(self.engine) as session:
             update_training_run(session, self.run_id, status=status, progress=self.state["progress"],
-                                message=self.state["message"], error=error)
+                                message=self.state["message"], error=error, summary=summary)
 
 
 def prune_dropped_checkpoints(engine: Database, settings: Settings, run_id: int) -> None:

@@ -101,6 +101,9 @@ class TrainingRun(Base):
     started: Mapped[datetime | None] = mapped_column(default=None)
     finished: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat: Mapped[datetime | None] = mapped_column(default=None)
+    # what a finished run did (migration 0002): outcome "improved" | "no_improvement", stop_reason, kept_epoch,
+    # selection_rule, epochs; None before training ended
+    summary: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     base_checkpoint_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkpoint.id", ondelete="SET NULL"), default=None
     )

@@ -166,6 +166,13 @@ def count_images(session: Session, *, project_id: int, split: str | None = None)
     return session.scalar(stmt) or 0
 
 
+def split_group_counts(session: Session, *, project_id: int, split: str) -> dict[str | None, int]:
+    """How many of the project's `split` images each group has; images without a group count under None."""
+    rows = session.execute(select(Image.group, func.count()).where(Image.project_id == project_id,
+                                                                    Image.split == split).group_by(Image.group))
+    return {group: n for group, n in rows}
+
+
 def image_splits_by_id(session: Session, *, image_ids: list[int]) -> dict[int, str]:
     """The split of each of `image_ids` (ids that do not exist are left out)."""
     if not image_ids:

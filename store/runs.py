@@ -175,8 +175,10 @@ def get_training_run(session: Session, run_id: int) -> TrainingRun:
 
 
 def update_training_run(session: Session, run_id: int, *, status: str | None = None, progress: float | None = None,
-                        message: str | None = None, error: str | None = None, pid: int | None = None) -> TrainingRun:
-    """Change a run's state; sets started/finished/heartbeat as the status moves."""
+                        message: str | None = None, error: str | None = None, pid: int | None = None,
+                        summary: dict[str, Any] | None = None) -> TrainingRun:
+    """Change a run's state; sets started/finished/heartbeat as the status moves; `summary`: what a finished
+    run did (outcome, why it stopped, the epoch kept)."""
     run = get_training_run(session, run_id)
     now = utcnow()
     if status is not None and status != run.status:
@@ -197,6 +199,8 @@ def update_training_run(session: Session, run_id: int, *, status: str | None = N
         run.error = error
     if pid is not None:
         run.pid = pid
+    if summary is not None:
+        run.summary = dict(summary)
     run.heartbeat = now
     session.flush()
     return run

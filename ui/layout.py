@@ -4,7 +4,7 @@ Named events (drive them with gradio_client, `api_name=`): /projects, /filters, 
 /load_boxes, /save_boxes, /undo_boxes, /propose_box, /next_image, /prev_image (see also
 `ui.tabs`: /start_training, /poll_training, /cancel_training, /checkpoints, /compare,
 /activate, /export_report, /models, /register_checkpoint, /new_model, /activate_model,
-/recover_model, /import_data, /set_image_size).
+/recover_model, /import_data, /set_image_size, /carve_validation).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ui.tabs.compare import build_compare_tab
 from ui.tabs.data import build_data_tab
 from ui.tabs.explain import build_explain_tab
 from ui.tabs.explore import build_explore_tab
-from ui.tabs.finetune import build_finetune_tab
+from ui.tabs.finetune import build_finetune_tab, build_validation_warning
 from ui.tabs.models import build_models_tab
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Bl
             with gr.Tab("Annotate", id="annotate"):
                 build_annotate_tab(deps, project, image_id, explain_widgets)
             with gr.Tab("Fine-tune", id="finetune") as finetune_tab:
+                val_check = build_validation_warning(deps, project)
                 poll, poll_inputs, poll_outputs = build_finetune_tab(deps, project)
             with gr.Tab("Compare", id="compare"):
                 on_load = [build_compare_tab(deps, project)]
@@ -132,6 +133,9 @@ def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Bl
         # one poll when the page opens or the tab is shown; it starts the timer only if a run is going
         demo.load(poll, poll_inputs, poll_outputs, api_visibility="private", show_progress="hidden")
         finetune_tab.select(poll, poll_inputs, poll_outputs, api_visibility="private", show_progress="hidden")
+        # the validation warning on load and when the tab is shown (an import or a carve may have changed the split)
+        demo.load(*val_check, api_visibility="private", show_progress="hidden")
+        finetune_tab.select(*val_check, api_visibility="private", show_progress="hidden")
     return demo
 
 

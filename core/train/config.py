@@ -139,6 +139,10 @@ class TrainConfig:
     select_tolerance: float = setting(0.02, "Selection tolerance", "checkpoints within this of the best worst-group "
                                       "accuracy (then accuracy/F1) count as equal; EPG decides among them",
                                       minimum=0.0, maximum=1.0, cli=False, ui=False)
+    keep_start: bool = setting(True, "Keep the start when nothing is better", "the starting model competes in the "
+                               "selection: a run none of whose epochs beats it on validation keeps it, activates "
+                               "nothing and says so (false: keep the best trained epoch even then; smoke runs)",
+                               ui=False)
     freeze_norm: str = setting("auto", "Freeze norm statistics", "normalisation layers keep their running "
                                "statistics while training (auto: no for a new, untrained model, else yes)",
                                choices=FREEZE_NORM_CHOICES, ui=False)

@@ -47,6 +47,7 @@ class _Accumulator:
     keys: list[Tensor] = field(default_factory=list)
     epg: list[Tensor] = field(default_factory=list)  # per image, NaN when it has no box of its classes
     iou: list[Tensor] = field(default_factory=list)
+    epg_decision: list[Tensor] = field(default_factory=list)  # the decision's map, when asked (single-label)
 
 
 def _multi_target(explainer: Any, images: Tensor, target: Tensor, chunk: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -105,9 +106,10 @@ def _classification(acc: _Accumulator, multi_label: bool, group_names: Sequence[
         counts = metrics.group_counts(as_logits, torch.ones_like(groups[grouped]), groups[grouped], len(group_names))
         per_group = metrics.group_accuracy(counts).tolist()
         out["group_accuracy"] = {name: a for name, a in zip(group_names, per_group) if a == a}
+        out["group_sizes"] = {name: int(n) for name, n in zip(group_names, counts[1].tolist()) if n}
         out["worst_group_accuracy"] = float(metrics.worst_group_accuracy(counts))
     else:
-        out["group_accuracy"], out["worst_group_accuracy"] = {}, None
+        out["group_accuracy"], out["group_sizes"], out["worst_group_accuracy"] = {}, {}, None
     return out
 
 
@@ -121,16 +123,19 @@ def evaluate(
     group_names: Sequence[str] = (),
     chunk: int = 64,
     contrast: bool = False,
+    decision: bool = False,
 ) -> EvalResult:
     """Evaluate `model` (in eval mode) on batches from `core.data.collate_guidance`.
 
     `chunk`: most images per multi-target explanation pass (multi-label batches; bounds memory). Under torchrun
     every rank must call it with its shard (see the module docstring). `contrast`: on single-label data, EPG and
     IoU of the decision's explanation (`logit_t − max_{c≠t} logit_c`) instead of the class logit's (the default,
-    the paper's); ignored for multi-label data.
+    the paper's); ignored for multi-label data. `decision`: on single-label data, also `epg_decision`, the EPG of
+    the decision's map beside the class logit's (docs/science.md §10), from a second explanation of each batch.
 
     Returns metrics {accuracy, f1 (multi-label), epg, iou, group_accuracy, worst_group_accuracy,
-    n_images, n_localised} and per-image rows keyed by the batch's `key`.
+    n_images, n_localised, epg_decision (with `decision`, single-label)} and per-image rows keyed by the batch's
+    `key`.
     """
     was_training = model.training
     model.eval()
@@ -143,6 +148,8 @@ def evaluate(
                                     ("groups", batch["group"]), ("keys", batch["key"]), ("epg", epg),
                                     ("iou", iou)):
                     getattr(acc, name).append(value.detach())
+                if decision and not multi_label:  # the same images, the decision explained
+                    acc.epg_decision.append(_localisation(explainer, batch, False, chunk, True)[0].detach())
     finally:
         model.train(was_training)
     if dist_utils.is_distributed():
@@ -174,6 +181,8 @@ def _gathered(acc: _Accumulator) -> _Accumulator:
     keep[first] = True  # the first row of each image; later ones are the sampler's padding
     device = acc.logits[0].device if acc.logits else torch.device("cpu")
     for name in names:
+        if any(shard.get(name) is None for _, shard in shards):
+            continue  # an optional field no rank filled (`epg_decision` without `decision`)
         values = torch.cat([shard[name] for _, shard in shards])[order][keep]
         getattr(out, name).append(values.to(device))
     return out
@@ -188,6 +197,9 @@ def _summarise(acc: _Accumulator, multi_label: bool, group_names: Sequence[str])
     localised = ~torch.isnan(epg)
     out["epg"] = float(epg[localised].mean()) if localised.any() else None
     out["iou"] = float(iou[localised].mean()) if localised.any() else None
+    if acc.epg_decision:
+        decision = torch.cat(acc.epg_decision)
+        out["epg_decision"] = float(decision[localised].mean()) if localised.any() else None
     logits = torch.cat(acc.logits).float()
     probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, 1)
     score, predicted = probs.max(1)

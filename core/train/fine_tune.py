@@ -31,7 +31,7 @@ from core.train.loop import (
     train_one_epoch,
 )
 from core.train.schedule import AdaptiveSchedule
-from core.train.selection import SELECTION_RULE, ParetoArchive, selection_point
+from core.train.selection import SELECTION_RULE, ParetoArchive, best_by_decisions, selection_point
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,26 @@ class _Progress:
     def step(self, _: int, losses: dict[str, Tensor]) -> None:
         self.done += 1
         elapsed = time.monotonic() - self.started
-        eta = elapsed / self.done * (self.total - self.done)
-        if self.cfg.schedule == "adaptive" and self.cfg.budget_s:  # the budget bounds the run, not the epoch cap
+        total = self._expected_total(elapsed)
+        eta = elapsed / self.done * (total - self.done)
+        if self._budgeted():  # the budget bounds the run, not the epoch cap
             eta = min(eta, max(0.0, self.cfg.budget_s - elapsed))
         values = {k: float(v) for k, v in losses.items()}  # one host sync per step
         self.emit(TrainEvent("step", epoch=self.epoch, epochs=self.epochs, step=self.done,
-                             steps_total=self.total, progress=self._fraction(elapsed), eta_s=eta, losses=values))
+                             steps_total=total, progress=self._fraction(elapsed), eta_s=eta, losses=values))
+
+    def _budgeted(self) -> bool:
+        return self.cfg.schedule == "adaptive" and bool(self.cfg.budget_s)
+
+    def _expected_total(self, elapsed: float) -> int:
+        """The steps that will run: the epoch cap's, or fewer when the budget at this pace holds fewer."""
+        if not self._budgeted() or elapsed <= 0:
+            return self.total
+        return max(self.done, min(self.total, int(self.done / elapsed * self.cfg.budget_s)))
 
     def _fraction(self, elapsed: float) -> float:
         done = self.done / self.total
-        if self.cfg.schedule == "adaptive" and self.cfg.budget_s:
+        if self._budgeted():
             done = max(done, min(1.0, elapsed / self.cfg.budget_s))
         return done
 
@@ -73,16 +83,20 @@ def fine_tune(
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
     lr_plan: Sequence[float] | None = None,
+    fresh: bool = False,
 ) -> FineTuneResult:
     """Guided fine-tuning of `model` on `data` with `cfg` (Rao et al., ICCV 2023).
 
     Evaluates the starting model and every epoch on `data.val`, writes each epoch's model to
     `out_dir` and keeps the Pareto front. With `cfg.schedule == "adaptive"` the learning rate and the stop are
     decided after each evaluation (core/train/schedule.py) within `cfg.budget_s`, `cfg.epochs` being the cap;
-    `lr_plan` replays per-epoch learning rates exactly (the λ = 0 control of an adaptive run). The best checkpoint
-    is chosen on decisions first (core/train/selection.py `SELECTION_RULE`). Raises `TrainingCancelled` when
-    `should_stop()` turns true (checkpoints already written stay valid). Under torchrun every rank evaluates its
-    shard of `data.val` (the figures cover the whole split); only rank 0 writes; it decides the schedule for every rank.
+    `lr_plan` replays per-epoch learning rates exactly (the λ = 0 control of an adaptive run); `fresh`: the model is
+    new or just converted (the schedule does not take "not learning yet" for convergence). The best checkpoint is
+    chosen on decisions first (core/train/selection.py `SELECTION_RULE`), the starting model competing as epoch 0:
+    when it wins, `result.best` is None (nothing better was found; the caller keeps the model it has). Raises
+    `TrainingCancelled` when `should_stop()` turns true (checkpoints already written stay valid). Under torchrun
+    every rank evaluates its shard of `data.val` (the figures cover the whole split); only rank 0 writes; it decides
+    the schedule for every rank.
     """
     emit = on_event or (lambda event: None)
     stop = should_stop or (lambda: False)
@@ -106,7 +120,7 @@ def fine_tune(
     archive, history = ParetoArchive(), []
     plan = list(lr_plan) if lr_plan else None
     epochs = len(plan) if plan else cfg.epochs
-    adaptive = AdaptiveSchedule(lr=cfg.lr, max_epochs=epochs, budget_s=cfg.budget_s) \
+    adaptive = AdaptiveSchedule(lr=cfg.lr, max_epochs=epochs, budget_s=cfg.budget_s, fresh=fresh) \
         if cfg.schedule == "adaptive" and plan is None else None
     if adaptive is not None and rank0:
         adaptive.start(base)
@@ -162,13 +176,18 @@ def fine_tune(
         lr = decision["lr"]
         dist_utils.barrier()
     stop_reason = stop_reason or f"ran the {epochs} epochs"
-    best = archive.best(cfg.select_tolerance) if rank0 else None
+    # the starting model competes (epoch 0): a run that finds nothing better keeps it, never a worse epoch
+    start = [{"path": None, "epoch": 0, "metrics": base}] if cfg.keep_start else []
+    chosen = best_by_decisions([*start, *archive.front], cfg.select_tolerance) if rank0 else None
+    best = chosen if chosen and chosen["epoch"] > 0 else None
     result = FineTuneResult(checkpoints=archive.front, best=best, base_metrics=base, history=history,
                             seconds=time.monotonic() - started, stopped_early=stopped_early, stop_reason=stop_reason,
-                            selection_rule=SELECTION_RULE)
+                            selection_rule=SELECTION_RULE, kept_epoch=chosen["epoch"] if chosen else 0,
+                            epochs=len(history))
+    kept = f"kept epoch {result.kept_epoch}" if best else "no epoch beat the starting model: it is kept"
     emit(TrainEvent("done", epoch=len(history), epochs=epochs, progress=1.0,
                     metrics=best["metrics"] if best else {}, checkpoint=best["path"] if best else None,
-                    message=f"stopped: {stop_reason}; selection: {SELECTION_RULE}"))
+                    message=f"stopped: {stop_reason}; {kept}; selection: {SELECTION_RULE}"))
     return result
 
 

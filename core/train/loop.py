@@ -57,6 +57,13 @@ class FineTuneResult:
     stopped_early: bool = False
     stop_reason: str = ""  # why the run ended (the adaptive schedule's decision, the epoch count, min_metric)
     selection_rule: str = ""  # how `best` was chosen, in words (core.train.selection.SELECTION_RULE)
+    kept_epoch: int = 0  # the epoch `best` comes from; 0: the starting model won the selection (best is None)
+    epochs: int = 0  # epochs trained
+
+    @property
+    def improved(self) -> bool:
+        """True when a trained epoch beat the starting model under the selection rule."""
+        return self.best is not None
 
 
 def resolve_device(name: str) -> torch.device:

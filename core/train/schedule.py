@@ -10,17 +10,26 @@ Rules, applied after each epoch's evaluation (`AdaptiveSchedule.after_epoch`):
 1. *Improved*: the decision score rose by more than `min_delta` over the best so far (the base model counts): keep
    going at this learning rate.
 2. *Collapsed*: the decision score fell more than `collapse` below the best, or accuracy/F1 did: roll back to the
-   best weights, divide the learning rate by `factor` and never raise it above that again.
+   best weights, divide the learning rate by √`factor` and never raise it above that again.
 3. *Stalled* (neither): below the ceiling (`factor` × the starting rate, at most `LR_CEILING` = 1e-3), multiply
    the learning rate by `factor` (the model is not moving: the feature must be taught, which takes bigger steps);
    at the ceiling, stop after `patience` (3) stalled epochs in a row there — a feature being learned (a shape)
-   moves the worst group in steps, not every epoch. A score already at `saturated` stops at once instead — there
-   is nothing left to gain.
-4. *Budget*: stop when the time spent plus one more epoch (its measured duration) would pass `budget_s`
+   moves the worst group in steps, not every epoch. A score at `saturated` stops at once instead — there is
+   nothing left to gain.
+4. *Not trained yet*: a fresh model (new, or just converted) that has not yet improved on its start is not
+   "stalled", it is learning to begin with: patience does not end its run; after `patience` stalls at the ceiling
+   the rate is lowered by √`factor` (a rate too high for a model from scratch also stalls), and again after as many
+   more, down to `factor`² below the start. Only the budget or the cap ends such a run, and it is then reported as
+   not improved (the starting model competes in the selection).
+5. *Small validation split* (`core.train.validation.VALIDATION_RULE`): when the decision score rests on fewer than
+   `MIN_JUDGED_IMAGES` images, "saturated" and "collapsed" must show on two epochs in a row — one image is worth
+   more than 2 points there.
+6. *Budget*: stop when the time spent plus one more epoch (its measured duration) would pass `budget_s`
    (0: no limit). `max_epochs` is a hard cap: an explicit `--epochs N` is respected.
-5. At least `min_epochs` (3) epochs run, or the cap when it is lower, before rules 3–4 may stop the run: a run is
-   judged on three evaluations, and a short explicit run (`--epochs 2`) runs exactly what was asked, whatever the
-   machine's load.
+7. At least `min_epochs` (3) epochs run, or the cap when it is lower, before the patience or budget rule may stop
+   the run: a run is judged on three evaluations, and a short explicit run (`--epochs 2`) runs exactly what was
+   asked, whatever the machine's load. Saturation is the exception (rule 3): waiting longer on a score that
+   cannot rise only doubled the demo's wait (issue 23); a cap below `min_epochs` still runs in full.
 
 The run then keeps the checkpoint `SELECTION_RULE` picks. Torch-free: the trainer applies the decisions.
 """
@@ -31,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.train.selection import decision_point
+from core.train.validation import decision_support, too_small_to_judge
 
 __all__ = ["LR_CEILING", "AdaptiveSchedule", "Decision"]
 
@@ -62,7 +72,10 @@ class AdaptiveSchedule:
     saturated: float = 0.99
     min_epochs: int = 3
     patience: int = 3  # stalled epochs in a row at the ceiling before the run stops
+    fresh: bool = False  # a new or just-converted model: it must improve once before a stall can end the run
     stalls_at_ceiling: int = 0
+    trained: bool = True  # set from `fresh` by `start`: False until an epoch improves on the start
+    lowered: int = 0  # times a fresh model's rate was lowered after stalling at the top (rule 4)
     best_score: tuple[float, float, float] | None = None
     best_epoch: int = 0
     epochs: int = 0
@@ -75,6 +88,7 @@ class AdaptiveSchedule:
     def start(self, base_metrics: dict[str, Any]) -> None:
         """The starting model's validation metrics: the score to beat (epoch 0)."""
         self.best_score = decision_point(base_metrics) if base_metrics else None
+        self.trained = not self.fresh
 
     def after_epoch(self, metrics: dict[str, Any], *, elapsed_s: float, epoch_s: float) -> Decision:
         """Decide after one epoch: `metrics` its validation evaluation, `elapsed_s` the run's time so far,
@@ -82,16 +96,24 @@ class AdaptiveSchedule:
         self.epochs += 1
         score = decision_point(metrics)
         best = self.best_score
+        small = decision_support(metrics) > 0 and too_small_to_judge(decision_support(metrics))
         if best is None or score[0] > best[0] + self.min_delta:
             outcome = "improved"
         elif score[0] < best[0] - self.collapse or score[1] < best[1] - self.collapse:
             outcome = "collapsed"
         else:
             outcome = "stalled"
+        seen = outcome  # before rule 5
+        if small and outcome == "collapsed" and seen != (self.log[-1]["seen"] if self.log else ""):
+            outcome = "stalled"  # rule 5: one epoch on a small split cannot tell a collapse from noise
+        if outcome == "improved":
+            self.trained = True
         if outcome == "improved" or (best is not None and score[0] >= best[0] - self.min_delta
                                      and (score[1], score[2]) > (best[1], best[2])):
             self.best_score, self.best_epoch = score, self.epochs
-        decision = self._decide(outcome, score)
+        saturated = score[0] >= self.saturated and (
+            not small or (bool(self.log) and self.log[-1]["score"] >= self.saturated))
+        decision = self._decide(outcome, score, saturated)
         if not decision.stop:
             if self.epochs >= self.max_epochs:
                 decision = Decision(True, decision.lr, False, f"reached the epoch cap ({self.max_epochs})")
@@ -99,8 +121,9 @@ class AdaptiveSchedule:
                 decision = Decision(True, decision.lr, False,
                                     f"time budget: {elapsed_s:.0f} s spent, another epoch takes ~{epoch_s:.0f} s "
                                     f"of {self.budget_s:.0f} s")
-        self.log.append({"epoch": self.epochs, "outcome": outcome, "lr": self.lr, "next_lr": decision.lr,
-                         "score": round(score[0], 4), "stop": decision.stop, "reason": decision.reason})
+        self.log.append({"epoch": self.epochs, "outcome": outcome, "seen": seen, "lr": self.lr,
+                         "next_lr": decision.lr, "score": round(score[0], 4), "small_split": small,
+                         "stop": decision.stop, "reason": decision.reason})
         self.lr = decision.lr
         return decision
 
@@ -108,23 +131,35 @@ class AdaptiveSchedule:
         """Epochs that always run: `min_epochs`, or the cap when it is lower (an explicit `--epochs 2` runs 2)."""
         return min(self.min_epochs, self.max_epochs)
 
-    def _decide(self, outcome: str, score: tuple[float, float, float]) -> Decision:
+    def _decide(self, outcome: str, score: tuple[float, float, float], saturated: bool) -> Decision:
         may_stop = self.epochs >= self._floor()
         assert self.max_lr is not None
         at_ceiling = self.lr * (1 + 1e-9) >= self.max_lr
         self.stalls_at_ceiling = self.stalls_at_ceiling + 1 if outcome == "stalled" and at_ceiling else 0
-        if outcome == "improved":
+        if outcome == "improved" and not saturated:
             return Decision(False, self.lr)
         if outcome == "collapsed":
             self.max_lr = self.lr / self.factor ** 0.5
             return Decision(False, self.lr / self.factor ** 0.5, rollback=True,
                             reason=f"validation fell to {score[0]:.3f}: back to epoch {self.best_epoch}")
-        if self.best_score is not None and self.best_score[0] >= self.saturated:  # nothing left to gain
-            reason = f"validation decision score saturated ({self.best_score[0]:.3f})"
-            return Decision(may_stop, self.lr, reason=reason if may_stop else "")
+        if saturated:  # rule 3: nothing left to gain (two epochs in a row on a small split)
+            stop = self.epochs >= (1 if self.max_epochs >= self.min_epochs else self.max_epochs)
+            return Decision(stop, self.lr, reason=f"validation decision score saturated ({score[0]:.3f})"
+                            if stop else "")
         if not at_ceiling:
             return Decision(False, min(self.lr * self.factor, self.max_lr))
+        if self.stalls_at_ceiling >= self.patience and not self.trained:
+            return self._retry_lower()
         if may_stop and self.stalls_at_ceiling >= self.patience:
             return Decision(True, self.lr, reason=f"no improvement in {self.stalls_at_ceiling} epochs at the highest "
                                                   "learning rate")
         return Decision(False, self.lr)
+
+    def _retry_lower(self) -> Decision:
+        """Rule 4: a fresh model stalled at the top rate: try a lower one (twice at most), never stop for it."""
+        self.stalls_at_ceiling = 0
+        if self.lowered >= 2:
+            return Decision(False, self.lr)
+        self.lowered += 1
+        self.max_lr = self.lr / self.factor ** 0.5
+        return Decision(False, self.max_lr, reason=f"not learning yet at lr {self.lr:.0e}: trying {self.max_lr:.0e}")

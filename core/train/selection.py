@@ -22,7 +22,6 @@ SELECTION_RULE = ("decisions first: highest validation worst-group accuracy (acc
                   "checkpoints within the selection tolerance of it count as equal and the highest accuracy/F1 "
                   "among them, then the highest EPG among those within the tolerance again, wins; earliest on ties")
 
-
 def selection_point(metrics: dict[str, Any]) -> tuple[float, float, float]:
     """(accuracy or F1, EPG, IoU) of an evaluation, missing values as 0."""
     primary = metrics.get("f1") if metrics.get("multi_label") else metrics.get("accuracy")

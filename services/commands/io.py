@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import store
 from services.database import open_store
-from services.own_data import TASK_CHOICES, CocoImport, FolderImport, ImportSource, VocImport, import_data
+from services.own_data import (
+    TASK_CHOICES,
+    CocoImport,
+    FolderImport,
+    ImportResult,
+    ImportSource,
+    VocImport,
+    import_data,
+)
 from services.settings import Settings
 from store.io.csv_files import BOXES_EXAMPLE, GROUPS_EXAMPLE
 from store.io.folder import SPLITS
@@ -74,6 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--project", required=True, help="project to import into (created when new)")
         p.add_argument("--author", default="import", help="recorded as the author of the imported boxes")
         p.add_argument("--dry-run", action="store_true", help="report what would be imported, write nothing")
+        p.add_argument("--json", action="store_true",
+                       help="print JSON (the counts, the report lines and `warnings`) instead of the report")
         p.add_argument("--allow-outside", action="store_true",
                        help="import images that resolve (symlinks followed) outside the data set folder")
         p.set_defaults(run=run_import)
@@ -107,6 +120,15 @@ def _write(lines: list[str] | tuple[str, ...]) -> None:
     sys.stdout.flush()
 
 
+def import_json(result: ImportResult) -> dict[str, Any]:
+    """`import --json`: the result's fields, `skipped` as `{"item", "reason"}` objects, and `warnings` (a list of
+    sentences, e.g. a validation split too small to judge a run, with the command that fixes it)."""
+    out = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "validation"}
+    out["skipped"] = [{"item": s.item, "reason": s.reason} for s in result.skipped]
+    out["warnings"] = list(result.warnings)
+    return out
+
+
 def run_import(settings: Settings, args: argparse.Namespace) -> int:
     """Import in one transaction; exit 2 (database untouched) on malformed input or unusable options."""
     engine = open_store(settings)
@@ -118,7 +140,12 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
-    _write(result.report)
+    for warning in result.warnings:
+        log.warning("%s", warning)
+    if args.json:
+        sys.stdout.write(json.dumps(import_json(result), indent=2, ensure_ascii=False) + "\n")
+    else:
+        _write(result.report)
     return 0
 
 

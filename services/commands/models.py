@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     activate = actions.add_parser("activate", help="make one of the project's checkpoints its active model")
     activate.add_argument("--project", required=True, help="project name")
     activate.add_argument("--checkpoint", required=True, metavar="ID", help="checkpoint id (see `model list`)")
+    activate.add_argument("--yes", action="store_true",
+                          help="activate it even when it is worse than the active model on accuracy/F1 or worst "
+                               "group (without it such an activation is refused, saying by how much)")
     activate.set_defaults(run=run_activate)
 
 
@@ -166,8 +169,14 @@ def run_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_activate(settings: Settings, args: argparse.Namespace) -> int:
     """Activate the checkpoint; exit 2 (nothing changed) for an unknown project or a checkpoint of another one."""
+    from services.compare import worse_than_active  # heavy (torch, via the explanation service): only on use
+
     engine = open_store(settings)
     try:
+        worse = None if args.yes else worse_than_active(engine, args.project, args.checkpoint)
+        if worse:
+            log.error("nothing activated: %s; add --yes to activate it anyway", worse)
+            return 2
         info = activate(engine, args.project, args.checkpoint)
     except ValueError as exc:
         log.error("nothing activated: %s", exc)

@@ -35,11 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "split", help="carve a validation/test split out of a project's training images",
         description="Move a stratified, seeded fraction of each class's training images into val (and/or test). "
                     "For a project imported without a validation split: training picks its best epoch on val. "
-                    "A split that already has images is left alone.")
+                    "A split that already has images is left alone, unless --grow: for a validation split too "
+                    "small to judge a run (the app's warning names the fraction).")
     split.add_argument("project", help="project name")
     split.add_argument("--val-fraction", type=float, metavar="F", help="fraction of each class moved to val")
     split.add_argument("--test-fraction", type=float, metavar="F", help="fraction of each class moved to test")
     split.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    split.add_argument("--grow", action="store_true",
+                       help="add to a split that already has images; checkpoints evaluated on it need evaluating "
+                            "again, and models fine-tuned before saw the moved images in training")
     split.set_defaults(run=run_split)
 
 
@@ -92,7 +96,7 @@ def run_split(settings: Settings, args: argparse.Namespace) -> int:
     engine = open_store(settings)
     try:
         moved = carve_splits(engine, args.project, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                             seed=args.seed)
+                             seed=args.seed, grow=args.grow)
     except ValueError as exc:  # NotFoundError is a ValueError
         log.error("%s", exc)
         return 2

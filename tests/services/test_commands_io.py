@@ -68,3 +68,39 @@ def test_unknown_project_and_dry_run(data_dir: Path, tmp_path: Path, caplog: pyt
     assert cli(data_dir, "export", "coco", "--project", "pest", "--out", str(tmp_path / "x.json")) == 2
     assert "no project named pest; known: (none yet)" in caplog.text
     assert not (tmp_path / "x.json").exists()
+
+
+def _class_folder(root: Path, per_class: int) -> Path:
+    for c, label in enumerate(("cat", "dog")):
+        for i in range(per_class):
+            write_image(root / label / f"{i}.png", size=(8, 8), color=(c * 100, i, 7))
+    return root
+
+
+def test_import_warns_when_validation_is_too_small_to_judge_a_run(data_dir: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    photos = _class_folder(tmp_path / "photos", 100)
+    assert cli(data_dir, "import", "folder", str(photos), "--project", "pets", "--dry-run", "--json") == 0
+    assert len(json.loads(capsys.readouterr().out)["warnings"]) == 1  # a dry run says it before anything is written
+    caplog.clear()
+    assert cli(data_dir, "import", "folder", str(photos), "--project", "pets", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images_added"] == 200 and result["split_counts"]["val"] == {"cat": 10, "dog": 10}
+    [warning] = result["warnings"]
+    assert "rests on 20 validation images, fewer than 50" in warning
+    assert "`python app.py project split pets --val-fraction 0.19 --grow`" in warning
+    assert warning in caplog.text  # the text report says it too, on the log
+    assert cli(data_dir, "import", "folder", str(photos), "--project", "pets") == 0  # again: still too small
+    assert "0 images added" in capsys.readouterr().out and caplog.text.count("fewer than 50") == 2
+
+
+def test_import_with_50_validation_images_has_no_warnings(data_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    photos = _class_folder(tmp_path / "photos", 50)
+    argv = ["import", "folder", str(photos), "--project", "pets", "--val-fraction", "0.5", "--test-fraction", "0.01"]
+    assert cli(data_dir, *argv, "--dry-run", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    assert cli(data_dir, *argv, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split_counts"]["val"] == {"cat": 25, "dog": 25} and result["warnings"] == []

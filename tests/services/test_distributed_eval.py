@@ -116,3 +116,17 @@ def test_gathered_rows_come_back_in_split_order_without_the_samplers_padding(
     assert torch.cat(out.keys).tolist() == [10, 11, 12, 13, 14]
     torch.testing.assert_close(torch.cat(out.epg), torch.tensor([10, 11, 12, 13, 14]) / 100)
     assert torch.cat(out.logits).shape == (5, 2)
+
+
+def test_gathered_rows_keep_the_decisions_epg_when_every_rank_measured_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = {0: [10, 12], 1: [11, 10]}  # rank 1's second row is the sampler's padding
+
+    def local(rank: int) -> dict:
+        k = torch.tensor(keys[rank])
+        return {"logits": k[:, None].float().repeat(1, 2), "targets": k[:, None].float(), "labels": k,
+                "groups": k % 2, "keys": k, "epg": k / 100, "iou": k / 1000, "epg_decision": k / 10}
+
+    monkeypatch.setattr(dist_utils, "all_gather_objects", lambda obj: [local(0), local(1)])
+    out = evaluation._gathered(evaluation._Accumulator())
+    torch.testing.assert_close(torch.cat(out.epg_decision), torch.tensor([10, 11, 12]) / 10)
+    torch.testing.assert_close(torch.cat(out.epg), torch.tensor([10, 11, 12]) / 100)

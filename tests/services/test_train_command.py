@@ -69,6 +69,26 @@ def test_evaluate_stores_per_image_results(tiny_project: Settings, capsys: pytes
     assert len(per_image) == out["n_images"] == 16 and all(r.epg is not None for r in per_image)
 
 
+def test_evaluate_json_reports_the_decisions_epg_beside_the_class_logits(tiny_project: Settings,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # single-label: `epg` stays the class logit's map, `epg_decision` is the decision's (class vs runner-up)
+    assert app.main(_cli(tiny_project, "evaluate", "--project", "demo", "--split", "val", "--json")) == 0
+    out = _last_json(capsys.readouterr().out)
+    assert 0.0 <= out["epg"] <= 1.0 and 0.0 <= out["epg_decision"] <= 1.0 and out["epg_decision"] != out["epg"]
+    assert out["epg_labels"] == {"epg": "EPG (class logit)", "epg_decision": "EPG (decision: class vs runner-up)"}
+    assert _rows(tiny_project, Evaluation)[-1].metrics["epg_decision"] == out["epg_decision"]  # Compare reads it
+
+
+def test_evaluate_json_of_a_multi_label_evaluation_has_no_decision() -> None:
+    from types import SimpleNamespace
+
+    from services.evaluation import summary
+
+    checkpoint = SimpleNamespace(id=1, path="checkpoints/x.pt", sha256="0" * 64)
+    out = summary({"f1": 0.5, "epg": 0.25, "multi_label": True}, split="test", checkpoint=checkpoint)
+    assert out["epg"] == 0.25 and "epg_decision" not in out and out["epg_labels"] == {"epg": "EPG (class logit)"}
+
+
 def test_evaluate_rejects_checkpoint_of_another_architecture(tiny_project: Settings, tmp_path: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     import torch
@@ -115,7 +135,7 @@ def test_a_queued_run_executes_with_the_settings_of_its_row(tiny_project: Settin
 
     engine = open_store(tiny_project)
     run_id = queue_run(engine, tiny_project, "demo", {"epochs": 1, "lam": 2.5, "batch_size": 32,
-                                                      "max_steps_per_epoch": 1})
+                                                      "max_steps_per_epoch": 1, "keep_start": False})
     engine.dispose()
     queued = _rows(tiny_project, TrainingRun)[-1]
     assert queued.status == "queued" and queued.config["lam"] == 2.5 and queued.config["epochs"] == 1
@@ -123,6 +143,7 @@ def test_a_queued_run_executes_with_the_settings_of_its_row(tiny_project: Settin
     out = _last_json(capsys.readouterr().out)
     assert out["run_id"] == run_id and out["status"] == "succeeded"
     assert out["config"]["lam"] == 2.5 and out["config"]["attribution"] == "bcos"  # auto resolved for a B-cos net
+    assert out["config"]["keep_start"] is False and out["outcome"] == "improved"  # one step: kept all the same
     assert out["active_checkpoint_id"] == out["best_checkpoint_id"] is not None  # --activate
     assert app.main(_cli(tiny_project, "train", "--run", str(run_id))) == 1  # a run executes once
     assert app.main(_cli(tiny_project, "train", "--run", str(run_id), "--lam", "1")) == 2  # settings live in the row
@@ -249,16 +270,29 @@ def test_torchrun_two_cpu_processes_train_one_run(tiny_project: Settings) -> Non
     assert len(produced) == 1 and produced[0].metrics.get("epg") is not None
 
 
-def test_an_epoch_dominated_at_once_is_not_registered_and_the_run_succeeds(
-        tiny_project: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    # lr 1e-12 leaves the weights as they are: epoch 2 ties epoch 1 in every bin, so the Pareto archive
-    # deletes its file as soon as it is written (ties keep the earliest). The run must still succeed.
+def test_a_run_no_better_than_its_start_keeps_it_and_says_so(
+        tiny_project: Settings, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    # lr 1e-12 leaves the weights as they are: both epochs tie the starting model, which wins the tie (the earliest),
+    # and epoch 2 ties epoch 1 in every bin, so the Pareto archive deletes its file as soon as it is written
+    before = [c.id for c in _rows(tiny_project, Checkpoint) if c.active]
     code = app.main(_cli(tiny_project, "train", "--project", "demo", "--epochs", "2", "--batch-size", "32",
-                         "--lr", "1e-12", "--json"))
+                         "--lr", "1e-12", "--activate", "--json"))
     out = _last_json(capsys.readouterr().out)
-    assert code == 0 and out["status"] == "succeeded", out
-    assert len(out["checkpoints"]) == 1 and Path(out["best_checkpoint"]).is_file()
+    assert code == 0 and out["status"] == "succeeded" and out["outcome"] == "no_improvement", out
+    assert out["best_checkpoint"] is None and out["best_checkpoint_id"] is None and out["after"] is None
+    assert [out["active_checkpoint_id"]] == before  # --activate, yet nothing was activated
+    message = out["message"]
+    assert message.startswith("no improvement — your model is kept") and "nothing was activated" in message
+    summary = out["summary"]
+    assert (summary["kept_epoch"], summary["epochs"], summary["stop_reason"]) == (0, 2, "reached the epoch cap (2)")
+    assert "decisions first" in summary["selection_rule"]
+    assert "no improvement — your model is kept" in caplog.text  # said on the log too, not only in --json
+    run = next(r for r in _rows(tiny_project, TrainingRun) if r.id == out["run_id"])
+    assert run.status == "succeeded" and run.summary == summary  # the row says it (run line, history, Compare)
+    assert [c.id for c in _rows(tiny_project, Checkpoint) if c.active] == before
     produced = [c for c in _rows(tiny_project, Checkpoint) if c.run_id == out["run_id"]]
-    assert [c.metrics["epoch"] for c in produced] == [1]
+    assert [c.metrics["epoch"] for c in produced] == [1] and len(out["checkpoints"]) == 1  # listed, for a look
+    assert all("not chosen" in c.note and "run's choice" not in str(c.metrics) for c in produced)
     progress = json.loads((tiny_project.data_dir / "runs" / f"run-{out['run_id']}.json").read_text())
     assert [e["epoch"] for e in progress["evals"]] == [1, 2]  # the curve still shows both epochs
+    assert progress["summary"] == summary

@@ -24,9 +24,9 @@ def test_sqlite_gets_parent_dir_wal_and_foreign_keys(tmp_path: Path) -> None:
 def test_upgrade_creates_schema_once_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = store.open_database(f"sqlite:///{tmp_path / 'studio.db'}")
     with caplog.at_level(logging.INFO, logger="store.db"):
-        assert store.upgrade(engine) == "0001"
-    assert "database schema upgraded to 0001" in caplog.text
-    assert store.upgrade(engine) == "0001"  # a second start changes nothing
+        assert store.upgrade(engine) == "0002"
+    assert "database schema upgraded to 0002" in caplog.text
+    assert store.upgrade(engine) == "0002"  # a second start changes nothing
     assert {"project", "box", "box_event", "training_run"} <= set(inspect(engine).get_table_names())
     engine.dispose()
 

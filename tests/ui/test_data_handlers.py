@@ -17,9 +17,12 @@ from gradio.utils import get_upload_folder
 from PIL import Image as PILImage
 
 from services import catalog, checkpoints, zip_import
+from store.db import session_scope
+from store.projects import get_project
+from store.runs import active_checkpoint, record_evaluation
 from tests.ui.conftest import TinyProject
 from ui.deps import AppDeps, build_deps
-from ui.handlers import data, models
+from ui.handlers import compare, data, models
 
 CLASSES = ("cool", "warm")
 COLOURS = {"warm": (220, 60, 30), "cool": (30, 80, 220)}
@@ -247,8 +250,8 @@ def test_activate_a_selected_row_and_recover_refusals(tiny: TinyProject, monkeyp
     _, _, new_id = models.new_model(tiny.deps, tiny.name, "bcos_small", None, 0)
     table = models.list_models(tiny.deps, tiny.name)
     assert models.selected_checkpoint(table, 0) == new_id and models.selected_checkpoint(table, 9) is None
-    table, message = models.activate(tiny.deps, tiny.name, new_id)
-    assert table["active"].tolist() == ["●", ""] and f"#{new_id}" in message
+    table, message, armed, _ = models.activate(tiny.deps, tiny.name, new_id)  # never measured: nothing to ask
+    assert table["active"].tolist() == ["●", ""] and f"#{new_id}" in message and armed is None
     with pytest.raises(gr.Error, match="Pick a checkpoint"):
         models.activate(tiny.deps, tiny.name, None)
     with pytest.raises(gr.Error, match="no checkpoint with id 999"):
@@ -260,3 +263,52 @@ def test_activate_a_selected_row_and_recover_refusals(tiny: TinyProject, monkeyp
                         lambda *a, **kw: started.append(a[2:]) or type("L", (), {"run_id": 7})())
     assert "Recovery run 7 of checkpoint #" in models.recover(tiny.deps, tiny.name, new_id, 2.0)
     assert started == [(tiny.name, new_id, 2)]
+
+
+def test_an_import_with_a_small_val_split_warns_and_the_button_carves_a_bigger_one(deps: AppDeps,
+                                                                                    tmp_path: Path) -> None:
+    files = {name: content for name, content in class_files(60).items() if name != "groups.csv"}  # no groups
+    report, _, project, _ = _import(deps, uploaded(write_zip(tmp_path / "birds.zip", files)), project="birds")
+    assert "val: cool 6, warm 6" in report
+    assert "too small to judge a run" in report and "rests on 12 validation images, fewer than 50" in report
+    assert "“Carve a bigger validation split” below moves" in report and "python app.py" not in report
+    shown, button = data.validation_status(deps, project)
+    assert shown["visible"] and "rests on 12 validation images" in shown["value"] and button["visible"]
+    done = data.carve_validation(deps, project)
+    assert "training images of project 'birds' into val" in done.replace("\\", "")
+    shown, button = data.validation_status(deps, project)
+    assert not shown["visible"] and not button["visible"]
+    with pytest.raises(gr.Error, match="big enough already"):
+        data.carve_validation(deps, project)
+
+
+def test_a_small_split_that_carving_cannot_fix_says_so_without_a_button(deps: AppDeps, tmp_path: Path) -> None:
+    report = _import(deps, uploaded(write_zip(tmp_path / "few.zip", class_files())), project="few")[0]
+    assert "rests on 1 validation images of group" in report and "Carving cannot fix it" in report
+    shown, button = data.validation_status(deps, "few")
+    assert shown["visible"] and "Import more images of group" in shown["value"] and not button["visible"]
+    assert data.validation_status(deps, None) == ({"__type__": "update", "value": "", "visible": False},
+                                                  {"__type__": "update", "visible": False})
+
+
+def test_activating_a_worse_model_asks_first_and_says_by_how_much(tiny: TinyProject) -> None:
+    _, _, worse_id = models.new_model(tiny.deps, tiny.name, "bcos_small", None, 1)  # not active: tiny's stays
+    with session_scope(tiny.deps.engine) as session:  # measured as the active one was (train split): worse
+        record_evaluation(session, checkpoint_id=worse_id, split="train",
+                          metrics={"accuracy": 0.25, "worst_group_accuracy": 0.0}, results=[])
+    table, message, armed, button = models.activate(tiny.deps, tiny.name, worse_id)
+    assert table is not None and "Not activated yet" in message and "accuracy 0.250 vs 0.500 (-0.250)" in message
+    assert armed == str(worse_id) and button["value"] == "Activate anyway"
+    assert _active_id(tiny) == tiny.checkpoint_id  # nothing changed yet
+    note, compare_armed, _ = compare.activate(tiny.deps, tiny.name, worse_id)  # Compare asks the same
+    assert "Not activated yet" in note and compare_armed == str(worse_id) and _active_id(tiny) == tiny.checkpoint_id
+    table, message, armed, button = models.activate(tiny.deps, tiny.name, worse_id, armed)  # the second click
+    assert f"#{worse_id}" in message and "now the active model" in message and armed is None
+    assert button["value"] == "Activate" and _active_id(tiny) == worse_id
+    _, message, armed, _ = models.activate(tiny.deps, tiny.name, tiny.checkpoint_id)  # the better one: no question
+    assert "now the active model" in message and armed is None and _active_id(tiny) == tiny.checkpoint_id
+
+
+def _active_id(tiny: TinyProject) -> int:
+    with session_scope(tiny.deps.engine) as session:
+        return active_checkpoint(session, get_project(session, tiny.name).id).id

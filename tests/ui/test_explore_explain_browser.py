@@ -107,3 +107,18 @@ def test_the_explanation_overlay_has_a_legend_and_an_optional_outline(page, serv
     expect(overlay).not_to_have_attribute("src", plain or "")
     choose(page, "explain-method", "GradCAM")  # no colour view: the panel and the info say why
     expect(page.locator("#explain-info")).to_contain_text("Choose Method: B-cos")
+
+
+def test_the_decision_map_is_one_click_beside_the_class_map(page, served: tuple[str, TinyProject]) -> None:
+    url, _ = served
+    page.goto(url)
+    page.locator("#gallery .thumbnail-item").first.click()
+    expect(page.locator("#image-id input")).not_to_have_value("")
+    page.get_by_role("tab", name="Explain").click()
+    info, overlay = page.locator("#explain-info"), page.locator("#overlay img")
+    expect(info).to_contain_text("(class logit)")  # a single-label project: the choice is offered
+    expect(overlay).to_be_visible()
+    plain = overlay.get_attribute("src")
+    page.locator("#explain-score").get_by_label("decision (class vs the runner-up)").check()
+    expect(info).to_contain_text(re.compile(r"the decision “(warm|cool)” over “(warm|cool)” \(the runner-up\)"))
+    expect(overlay).not_to_have_attribute("src", plain or "")

@@ -167,3 +167,32 @@ def test_a_double_click_starts_one_run(page, served: tuple[str, TinyProject], no
     expect(page.get_by_text(re.compile(r"still (queued|running)"))).to_have_count(0)  # no refusal of a second
     with session_scope(tiny.deps.engine) as session:
         assert session.scalar(select(func.count()).select_from(TrainingRun)) == before + 1
+
+
+def test_a_run_no_better_than_its_start_says_so_and_activates_nothing(page, served: tuple[str, TinyProject],
+                                                                      no_active_run: None) -> None:
+    url, tiny = served
+    with session_scope(tiny.deps.engine) as session:
+        active_before = active_checkpoint(session, get_project(session, tiny.name).id).id
+    open_finetune(page, url)
+    short_run_form(page)
+    page.locator("#setting-lr input").fill("1e-12")  # the step changes nothing: the epoch ties its start
+    page.locator("#setting-lr input").blur()
+    page.locator("#start-training").click()
+    run_id = queued_run_id(page)
+    assert wait_for_run_end(page, run_id, 150_000) == "no improvement — your model is kept"
+    expect(page.locator("#run-why")).to_contain_text("kept the starting model (no epoch beat it on validation)")
+    expect(page.locator("#run-why")).to_contain_text("decisions first")  # the rule that kept it
+    expect(page.locator("#train-status textarea")).to_have_value(
+        re.compile(rf"^Run {run_id} ended after \d+:\d\d: no improvement — your model is kept\. Nothing was activated"))
+    history = page.locator("#run-history")
+    expect(history).to_contain_text("no improvement — your model is kept")
+    expect(history).to_contain_text("stopped: reached the epoch cap (1)")
+    with session_scope(tiny.deps.engine) as session:
+        assert active_checkpoint(session, get_project(session, tiny.name).id).id == active_before
+    page.get_by_role("tab", name="Compare").click()  # Compare opens on this run's checkpoint and says what it did
+    page.get_by_role("button", name="Refresh checkpoints").click()
+    expect(page.locator("#compare-after input")).not_to_have_value("")
+    page.locator("#compare-run").click()
+    expect(page.locator("#compare-note")).to_contain_text(f"Run {run_id}: no improvement — your model is kept",
+                                                          timeout=60_000)

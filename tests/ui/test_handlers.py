@@ -253,7 +253,8 @@ def test_compare_uses_evaluations_measured_the_same_way(tiny: TinyProject, tmp_p
 
 
 def test_activate_and_training_guards(tiny: TinyProject) -> None:
-    assert "active model" in compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
+    note, armed, _ = compare.activate(tiny.deps, tiny.name, tiny.checkpoint_id)
+    assert "active model" in note and armed is None
     with pytest.raises(gr.Error, match="no fine-tune"):
         finetune.cancel_training(tiny.deps, tiny.name, None)
     bar, _losses, _metrics, runs, active, ended = finetune.poll_training(tiny.deps, tiny.name)

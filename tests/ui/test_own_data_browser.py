@@ -61,7 +61,9 @@ def train(page, deps: AppDeps, lam: str) -> None:
     page.locator("#setting-max_steps_per_epoch input").fill("2")
     page.locator("#setting-max_steps_per_epoch input").blur()
     page.locator("#start-training").click()
-    if wait_for_run_end(page, queued_run_id(page), RUN_TIMEOUT_MS) != "succeeded":  # say why: error and log
+    # one epoch of 2 steps may or may not beat its start: either ending is fine here (test_finetune_browser.py
+    # pins "no improvement"); a failure or a cancel is not
+    if wait_for_run_end(page, queued_run_id(page), RUN_TIMEOUT_MS) in ("failed", "cancelled"):  # say why
         logs = [f.read_text(errors="replace")[-3000:] for f in (deps.data_dir / "runs").glob("*.log")]
         pytest.fail(f"the run did not succeed: {page.locator('#train-progress').inner_text()}\n{''.join(logs)}")
 
@@ -125,4 +127,4 @@ def test_own_data_to_a_guided_model_without_code(page, empty_app: tuple[str, App
     expect(page.locator("#compare-before input")).not_to_have_value("", timeout=60_000)
     page.locator("#compare-run").click()
     expect(page.get_by_role("grid", name="Metrics")).to_contain_text("accuracy", timeout=120_000)
-    expect(page.get_by_role("grid", name="Metrics")).to_contain_text("epg")
+    expect(page.get_by_role("grid", name="Metrics")).to_contain_text("EPG (class logit)")

@@ -71,3 +71,12 @@ def user_errors(*, conflicts: bool = True) -> Iterator[None]:
         log.info("user error: %s", exc)
         raise gr.Error(str(exc)) from exc
 
+
+
+MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def plain_markdown(text: str) -> str:
+    """`text` (which may hold names users typed) as Markdown that shows it literally: every ASCII punctuation mark
+    is backslash-escaped, so no `*`, `<tag>` or link in a name is ever rendered (CommonMark escapes)."""
+    return MARKDOWN_PUNCTUATION.sub(r"\\\1", text)

@@ -19,13 +19,15 @@ from services import checkpoints
 from services import compare as comparison
 from services.checkpoints import EvaluationInfo
 from services.compare import ImageChange
+from services.evaluation import EPG_LABELS
 from ui.deps import AppDeps
 from ui.handlers.common import safe_file_stem, user_errors
 
 # Before|after pictures use the model's own explanation at the input, where a person reads them.
 COMPARED_METHOD = methods.default_method(is_bcos=True)
 SORTS = {"Largest EPG gain": "gain", "Largest EPG regression": "regression", "Prediction changed": "changed"}
-METRICS = ["accuracy", "f1", "epg", "iou", "worst_group_accuracy"]
+METRICS = ["accuracy", "f1", "epg", "epg_decision", "iou", "worst_group_accuracy"]
+SINGLE_LABEL_ONLY = {"epg_decision"}  # the decision (class vs runner-up) is a softmax model's
 IMAGE_COLUMNS = ["image", "split", "epg_before", "epg_after", "epg_gain", "correct_before", "correct_after"]
 PAIRS_SHOWN = 6
 
@@ -43,16 +45,20 @@ def default_pair(deps: AppDeps, project: str) -> tuple[int | None, int | None]:
         return checkpoints.default_pair(deps.engine, project)
 
 
-def _metric_rows(evals: list[EvaluationInfo | None], fallbacks: list[Mapping[str, Any]]) -> pd.DataFrame:
+def _metric_rows(evals: list[EvaluationInfo | None], fallbacks: list[Mapping[str, Any]], multi_label: bool
+                 ) -> pd.DataFrame:
+    """Before, after and change per metric; the EPG rows say which map they measure (`EPG_LABELS`), and the
+    decision's appears on single-label projects only."""
     metrics = [(e.metrics if e is not None else {}) or fb for e, fb in zip(evals, fallbacks)]
-    names = METRICS + sorted({f"group: {g}" for m in metrics for g in (m.get("group_accuracy") or {})})
+    shown = [name for name in METRICS if not (multi_label and name in SINGLE_LABEL_ONLY)]
+    names = shown + sorted({f"group: {g}" for m in metrics for g in (m.get("group_accuracy") or {})})
     rows = []
     for name in names:
         values = [(m.get("group_accuracy") or {}).get(name[7:]) if name.startswith("group: ") else m.get(name)
                   for m in metrics]
         before, after = (v if isinstance(v, int | float) else None for v in values)
         delta = after - before if before is not None and after is not None else None
-        rows.append({"metric": name, "before": before, "after": after, "change": delta})
+        rows.append({"metric": EPG_LABELS.get(name, name), "before": before, "after": after, "change": delta})
     return pd.DataFrame(rows, columns=["metric", "before", "after", "change"]).round(4)
 
 
@@ -82,7 +88,7 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
         result = comparison.compare_checkpoints(deps.engine, project, before_id, after_id, sort=key,
                                                 pairs=PAIRS_SHOWN, data_dir=deps.data_dir)
     summary = _metric_rows([result.evaluation_before, result.evaluation_after],
-                           [result.before.metrics, result.after.metrics])
+                           [result.before.metrics, result.after.metrics], result.project.multi_label)
     measured = _measured_note(result.evaluation_before, result.evaluation_after, result.matched)
     images = _image_rows(result.images)
     pairs: list[tuple[str, str]] = []
@@ -97,14 +103,28 @@ def compare_checkpoints(deps: AppDeps, project: str, before_id: Any, after_id: A
     note = (f"Before **#{result.before.id}** vs after **#{result.after.id}** · {len(images)} images evaluated by "
             f"both{measured}." if len(images) else "_Per-image results need `python app.py evaluate --checkpoint ID` "
             f"for both checkpoints (the metric table uses the latest evaluation of each)._{measured}")
+    if result.run_note:  # the run that made "after": its outcome, why it stopped, what it kept
+        note = f"{html.escape(result.run_note)}\n\n{note}"
     return summary, images, pairs, note
 
 
-def activate(deps: AppDeps, project: str, checkpoint_id: Any) -> str:
-    """Make `checkpoint_id` the project's active model."""
+ACTIVATE_LABEL = "Activate 'after' model"
+
+
+def activate(deps: AppDeps, project: str, checkpoint_id: Any, armed: Any = None) -> tuple[str, Any, Any]:
+    """Make `checkpoint_id` the project's active model: (note, armed, the button). A checkpoint worse than the
+    active one on accuracy/F1 or worst group is not activated at the first click: the note says by how much and
+    the button asks again (`armed` holds its id); a second click on the same checkpoint activates it."""
+    with user_errors():
+        worse = comparison.worse_than_active(deps.engine, project, checkpoint_id)
+    if worse and str(armed) != str(checkpoint_id):
+        gr.Warning(f"Not activated: {worse}. Click again to activate it anyway.")
+        return (f"⚠ **Not activated yet**: {worse}. Press **Activate anyway** to use it all the same.",
+                str(checkpoint_id), gr.update(value="Activate anyway", variant="stop"))
     with user_errors():
         checkpoint = checkpoints.activate(deps.engine, project, checkpoint_id)
-    return f"Checkpoint #{checkpoint.id} is now the active model of {project!r}."
+    return (f"Checkpoint #{checkpoint.id} is now the active model of {project!r}.", None,
+            gr.update(value=ACTIVATE_LABEL, variant="secondary"))
 
 
 def _img_tag(path: str, caption: str) -> str:

@@ -1,5 +1,6 @@
 """Data: import an uploaded zip or a folder on the server (class folders, VOC or COCO, with group and box CSVs)
-into a project, and the project's image size.
+into a project, the project's image size, and a warning (with a button that carves a bigger one) when its
+validation split is too small to judge a run (`services.validation_split`).
 
 The work is `services.zip_import` (safe extraction, finding the layout) and `services.own_data` (the
 all-or-nothing import). A refusal is a `gr.Error` whose message lists every problem by file and row.
@@ -13,9 +14,10 @@ from typing import Any
 
 import gradio as gr
 
-from services import catalog, own_data, zip_import
+from services import catalog, own_data, validation_split, zip_import
 from ui.deps import AppDeps
-from ui.handlers.common import author_of, uploaded_file, user_errors
+from ui.handlers.common import author_of, plain_markdown, uploaded_file, user_errors
+from ui.handlers.finetune_checks import CARVE_BUTTON, check_or_none, warning_markdown, warning_text
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ PAGE_WORDS = (("change it with `python app.py project set {project} --image-size
                "change it below under Image size"),
               ("--val-fraction", "Val fraction"), ("--test-fraction", "Test fraction"), ("--seed", "Split seed"),
               (" or --split", ""))
+CARVE_HERE = f"“{CARVE_BUTTON}” below"
 
 
 def _fraction(value: Any, what: str) -> float | None:
@@ -99,6 +102,9 @@ def run_import(deps: AppDeps, zip_file: Any, folder: str | None, project: str | 
                                             author=author)
         names = catalog.project_names(deps.engine)
     report = "\n".join(_for_the_page(line, done.result.project) for line in done.report)
+    warning = warning_text(done.result.validation, CARVE_HERE) if done.result.validation is not None else None
+    if warning:
+        report += "\n\n" + warning
     log.info("import into %s by %s: %d images added", done.result.project, author, done.result.images_added)
     return report, names, done.result.project, done.result.image_size
 
@@ -124,4 +130,25 @@ def apply_image_size(deps: AppDeps, project: str | None, size: Any) -> str:
             "evaluation and explanations (models trained at another size may need fine-tuning).")
 
 
-__all__ = ["DEFAULT_FRACTION", "TASK_CHOICES", "apply_image_size", "image_size", "run_import"]
+def validation_status(deps: AppDeps, project: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The warning under the import report (shown when the project's validation split is too small to judge a run)
+    and the carve button (shown when carving can fix it)."""
+    check = check_or_none(deps, project)
+    text = warning_markdown(check, CARVE_HERE) if check is not None else ""
+    can_carve = check is not None and check.command is not None
+    return gr.update(value=text, visible=bool(text)), gr.update(visible=can_carve)
+
+
+def carve_validation(deps: AppDeps, project: str | None) -> str:
+    """Move the training images the warning names into val (refused while a run is queued or running, or when
+    the split is big enough); the outcome as Markdown."""
+    with user_errors():
+        done = validation_split.carve_bigger_validation(deps.engine, project)
+    text = (f"Moved {done.moved} training images of project {done.project!r} into val: its decision score now rests "
+            f"on {done.after.images} validation images (was {done.before.images}). Checkpoints fine-tuned before this "
+            "were trained on some of them, so their validation figures now flatter them.")
+    return plain_markdown(text)
+
+
+__all__ = ["CARVE_BUTTON", "DEFAULT_FRACTION", "TASK_CHOICES", "apply_image_size", "carve_validation", "image_size",
+           "run_import", "validation_status"]

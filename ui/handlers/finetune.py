@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 DEFAULTS = TrainConfig()
 NOT_STARTED = "Not started: the message at the top right says why. Nothing was queued."
-RUN_COLUMNS = ["run", "status", "progress", "created", "finished", "settings", "message", "error"]
+RUN_COLUMNS = ["run", "status", "progress", "created", "finished", "settings", "message", "why it stopped", "error"]
+NOT_IMPROVED_STYLE = "color:#b54708"  # amber: a run that kept the starting model is no green "succeeded"
 FORM_SETTINGS: tuple[tuple[str, Setting], ...] = tuple((name, rule) for name, rule in settings() if rule.ui)
 
 
@@ -72,7 +73,8 @@ def progress_html(run: runs.RunView | None) -> str:
         return ('<div class="run-progress"><progress value="0" max="100" style="width:100%"></progress>'
                 '<div><b id="run-status">idle</b> · no run yet: press Fine-tune</div></div>')
     pct = max(0.0, min(1.0, run.progress)) * 100
-    parts = [f'<b id="run-status">run {run.id}: {run.status}</b>', f"{pct:.0f}%"]
+    style = f' style="{NOT_IMPROVED_STYLE}"' if not run.improved else ""
+    parts = [f'<b id="run-status"{style}>run {run.id}: {run.outcome}</b>', f"{pct:.0f}%"]
     if run.steps_total:
         parts.append(f'step <span id="run-step">{run.step}/{run.steps_total}</span>')
     if run.started:
@@ -83,8 +85,9 @@ def progress_html(run: runs.RunView | None) -> str:
         parts.append(html.escape(run.message))
     error = (f'<pre id="run-error" style="white-space:pre-wrap;color:#b42318;max-height:14em;overflow:auto">'
              f"{html.escape(run.error)}</pre>" if run.error else "")
+    why = f'<div id="run-why"><b>Why it stopped:</b> {html.escape(run.why)}</div>' if run.why else ""
     return (f'<div class="run-progress"><progress value="{pct:.0f}" max="100" style="width:100%"></progress>'
-            f"<div>{' · '.join(parts)}</div>{error}</div>")
+            f"<div>{' · '.join(parts)}</div>{why}{error}</div>")
 
 
 def _changed_settings(config: Mapping[str, Any]) -> str:
@@ -97,10 +100,10 @@ def run_history(deps: AppDeps, project: str) -> pd.DataFrame:
     """The project's runs, newest first."""
     with user_errors():
         views = runs.project_runs(deps.engine, deps.settings, project, limit=20)
-    rows = [{"run": r.id, "status": r.status, "progress": f"{r.progress:.0%}",
+    rows = [{"run": r.id, "status": r.outcome, "progress": f"{r.progress:.0%}",
              "created": r.created.strftime("%Y-%m-%d %H:%M"),
              "finished": r.finished.strftime("%H:%M:%S") if r.finished else "",
-             "settings": _changed_settings(r.config), "message": r.message[:120],
+             "settings": _changed_settings(r.config), "message": r.message[:160], "why it stopped": r.why,
              "error": r.error.splitlines()[0][:200] if r.error else ""} for r in views]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -141,6 +144,8 @@ def ended_action(run_state: Mapping[str, Any] | None, run: runs.RunView | None) 
     if run is None or started != run.id or run.active:
         return None
     took = f" after {_duration(run.elapsed_s)}" if run.started else ""
+    if not run.improved:
+        return f"Run {run.id} ended{took}: {run.outcome}. Nothing was activated; see why below."
     return f"Run {run.id} {run.status}{took}" + (": see the error below." if run.error else ".")
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from core.train import CheckpointError, load_checkpoint
 from services import catalog, checkpoints, model_factory
+from services import compare as comparison
 from ui.deps import AppDeps
 from ui.handlers.common import uploaded_file, user_errors
 
@@ -113,14 +114,26 @@ def new_model(deps: AppDeps, project: str, arch: str, file: Any, seed: Any, alwa
     return list_models(deps, project), message, made.checkpoint.id
 
 
-def activate(deps: AppDeps, project: str, checkpoint: Any) -> tuple[pd.DataFrame, str]:
-    """Make the selected checkpoint the project's active model (explanations, training and evaluation use it)."""
+ACTIVATE_LABEL = "Activate"
+
+
+def activate(deps: AppDeps, project: str, checkpoint: Any, armed: Any = None) -> tuple[pd.DataFrame, str, Any, Any]:
+    """Make the selected checkpoint the project's active model (explanations, training and evaluation use it):
+    (table, status, armed, the button). One worse than the active model on accuracy/F1 or worst group asks first:
+    the status says by how much and a second click on the same checkpoint activates it."""
     if not project:
         raise gr.Error("Pick a project first (top of the page).")
     with user_errors():
+        worse = comparison.worse_than_active(deps.engine, project, checkpoint)
+    if worse and str(armed) != str(checkpoint):
+        gr.Warning(f"Not activated: {worse}. Click again to activate it anyway.")
+        return (gr.skip(), f"Not activated yet: {worse}. Press \"Activate anyway\" to use it all the same.",
+                str(checkpoint), gr.update(value="Activate anyway", variant="stop"))
+    with user_errors():
         info = checkpoints.activate(deps.engine, project, checkpoint)
     return list_models(deps, project), (f"Checkpoint #{info.id} ({info.arch}) is now the active model: Explain, "
-                                        "Fine-tune and evaluation use it.")
+                                        "Fine-tune and evaluation use it."), None, \
+        gr.update(value=ACTIVATE_LABEL, variant="primary")
 
 
 def recover(deps: AppDeps, project: str, checkpoint: Any, epochs: Any) -> str:

@@ -19,7 +19,7 @@ def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[An
         refresh = gr.Button("Refresh checkpoints", size="sm", scale=1, min_width=120)
     with gr.Row():
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-        activate = gr.Button("Activate 'after' model", elem_id="compare-activate")
+        activate = gr.Button(compare.ACTIVATE_LABEL, elem_id="compare-activate")
         export = gr.Button("Export HTML report")
     note = gr.Markdown(elem_id="compare-note")
     metrics = gr.Dataframe(label="Metrics", interactive=False)
@@ -40,7 +40,11 @@ def build_compare_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[An
     inputs = [project, before, after, sort]
     run.click(lambda *v: compare.compare_checkpoints(deps, *v), inputs, [metrics, images, pairs, note],
               api_name="compare")
-    activate.click(lambda n, b: compare.activate(deps, n, b), [project, after], note, api_name="activate")
+    armed = gr.State(None)  # the worse checkpoint the user was warned about: a second click activates it
+    activate.click(lambda n, b, a: compare.activate(deps, n, b, a), [project, after, armed], [note, armed, activate],
+                   api_name="activate")
+    after.change(lambda: (None, gr.update(value=compare.ACTIVATE_LABEL, variant="secondary")), None,
+                 [armed, activate], api_visibility="private", show_progress="hidden")
     export.click(lambda *v: gr.update(value=compare.export_report(deps, *v), visible=True), inputs, report,
                  api_name="export_report")
     return choices, [before, after]

@@ -1,4 +1,5 @@
-"""The Data tab: import your own images (a zip or a folder on the server) into a project; its image size."""
+"""The Data tab: import your own images (a zip or a folder on the server) into a project; its image size; a
+warning with a button when its validation split is too small to judge a run."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ NOT_IMPORTED = "Nothing imported (no file or row was written):\n"
 def build_data_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]:
     """Import panel and image size; an import refreshes the project list and selects the project imported into.
 
-    Returns `(fill, outputs)` the caller runs on page load with the project (the image size shown)."""
+    Returns `(fill, outputs)` the caller runs on page load with the project (the image size and the validation
+    warning shown)."""
     gr.Markdown(LAYOUT_HELP)
     with gr.Row():
         with gr.Column(scale=3):
@@ -47,6 +49,10 @@ def build_data_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]
                 seed = gr.Number(0, label="Split seed", precision=0, minimum=0, elem_id="import-seed", min_width=90)
             run = gr.Button("Import", variant="primary", elem_id="import-run")
     report = gr.Textbox(label="Import report", interactive=False, lines=4, max_lines=30, elem_id="import-report")
+    with gr.Row(equal_height=True):
+        val_warning = gr.Markdown(visible=False, elem_id="data-val-warning", latex_delimiters=[])
+        carve = gr.Button(data.CARVE_BUTTON, visible=False, elem_id="carve-validation", scale=0, min_width=260)
+    carve_status = gr.Markdown(elem_id="carve-validation-status", latex_delimiters=[])
     gr.Markdown("**Image size** of the selected project: the side of the square its images are resized to for "
                 "training, evaluation and explanations (a multiple of 32, from 32 to 1,024; imports infer it).")
     with gr.Row(equal_height=True):
@@ -63,12 +69,15 @@ def build_data_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]
             return NOT_IMPORTED + str(exc.message), gr.update(), gr.update()
         return text, gr.update(choices=names, value=imported), image_size
 
-    def fill(current: str | None) -> Any:
-        return data.image_size(deps, current) if current else None
+    def fill(current: str | None) -> tuple:
+        return (data.image_size(deps, current) if current else None, *data.validation_status(deps, current))
 
     run.click(do_import, [archive, folder, name, task, val, test, seed, groups, boxes], [report, project, size],
               api_name="import_data", concurrency_limit=1)
-    project.change(fill, project, size, api_visibility="private", show_progress="hidden")
+    filled = [size, val_warning, carve]
+    project.change(fill, project, filled, api_visibility="private", show_progress="hidden")
     apply.click(lambda n, s: data.apply_image_size(deps, n, s), [project, size], size_status,
                 api_name="set_image_size")
-    return fill, [size]
+    carve.click(lambda n: data.carve_validation(deps, n), project, carve_status, api_name="carve_validation",
+                concurrency_limit=1).then(fill, project, filled, api_visibility="private", show_progress="hidden")
+    return fill, filled

@@ -16,6 +16,9 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
         layer = gr.Dropdown(list(explain.LAYERS), value="Input", label="Layer")
         klass = gr.Dropdown([explain.PREDICTED], value=explain.PREDICTED, label="Class explained",
                             allow_custom_value=True, elem_id="explain-class")
+        # single-label projects: the class logit's map or the decision's (the score the one click guides there)
+        score = gr.Radio(list(explain.SCORES), value=explain.CLASS_LOGIT, label="Explained score",
+                         elem_id="explain-score")
         outline = gr.Checkbox(False, label="Outline the ground truth (label and boxes)", elem_id="explain-outline")
     info = gr.Markdown("Select an image in Explore.", elem_id="explain-info")
     with gr.Row(equal_height=True):
@@ -27,7 +30,7 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
             gr.Markdown(f"**{explain.COLOUR_LABEL}**")
             colour = gr.Image(show_label=False, format="png", type="filepath", height=500, elem_id="colour")
         scores = gr.Label(label="Prediction", num_top_classes=5)
-    inputs = [project, image_id, method, layer, klass, outline]
+    inputs = [project, image_id, method, layer, klass, outline, score]
     outputs = [overlay, colour, scores, info]
 
     def run(*values: Any) -> tuple:
@@ -35,16 +38,18 @@ def build_explain_tab(deps: AppDeps, project: gr.Dropdown, image_id: gr.Number) 
             return None, None, None, "Select an image in Explore (click a tile)."
         return explain.explain_image(deps, *values)
 
-    gr.on([image_id.change, layer.change, klass.change, outline.change], run, inputs, outputs,
+    gr.on([image_id.change, layer.change, klass.change, outline.change, score.change], run, inputs, outputs,
           api_name="explain", trigger_mode="always_last")
     # Only the layers where the method means something (GradCAM: Mid3/Final), then explain.
     method.change(explain.layer_choices, [method, layer], layer, api_visibility="private").then(
         run, inputs, outputs, api_visibility="private", trigger_mode="always_last")
 
-    def classes(name: str) -> Any:
+    def classes(name: str) -> tuple[Any, Any]:
         labels = explore.project_filters(deps, name)["class"][1:] if name else []
-        return gr.update(choices=[explain.PREDICTED, *labels], value=explain.PREDICTED)
+        picked = gr.update(choices=[explain.PREDICTED, *labels], value=explain.PREDICTED)
+        return picked, explain.score_choices(deps, name)
 
-    project.change(classes, project, klass, api_visibility="private")
-    # "load": the class list on the first page load; "select": boxes may have changed in Annotate
-    return {"method": method, "layer": layer, "load": (classes, [project], [klass]), "select": (run, inputs, outputs)}
+    project.change(classes, project, [klass, score], api_visibility="private")
+    # "load": the class list (and the decision choice) on the first page load; "select": boxes may have changed
+    return {"method": method, "layer": layer, "load": (classes, [project], [klass, score]),
+            "select": (run, inputs, outputs)}

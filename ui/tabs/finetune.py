@@ -8,7 +8,7 @@ import gradio as gr
 
 from core.train.config import Setting
 from ui.deps import AppDeps
-from ui.handlers import finetune
+from ui.handlers import finetune, finetune_checks
 
 POLL_SECONDS = 1.5
 
@@ -90,3 +90,16 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     timer.tick(poll, poll_inputs, poll_outputs, api_name="poll_training", show_progress="hidden")
     project.change(poll, poll_inputs, poll_outputs, api_visibility="private")
     return poll, poll_inputs, poll_outputs
+
+
+def build_validation_warning(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any], list[Any]]:
+    """A warning, hidden unless the project's validation split is too small to judge a run (what to do included);
+    it follows the project. Returns its refresh `(fn, inputs, outputs)` for the caller to run on page load and when
+    the tab is opened (a carve or an import elsewhere may have changed it)."""
+    warning = gr.Markdown(visible=False, elem_id="finetune-val-warning", latex_delimiters=[])
+
+    def refresh(name: str | None) -> Any:
+        return finetune_checks.validation_warning(deps, name)
+
+    project.change(refresh, project, warning, api_visibility="private", show_progress="hidden")
+    return refresh, [project], [warning]

@@ -30,7 +30,7 @@ def build_models_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any
             epochs = gr.Number(models.RECOVERY_EPOCHS, label="Recovery epochs", precision=0, minimum=1,
                                maximum=1000, elem_id="models-recover-epochs")
         with gr.Column(scale=3, min_width=280):
-            activate = gr.Button("Activate", variant="primary", elem_id="models-activate")
+            activate = gr.Button(models.ACTIVATE_LABEL, variant="primary", elem_id="models-activate")
             recover = gr.Button("Recover accuracy (B-cosification recipe)", elem_id="models-recover")
             show = gr.Button("Refresh the list", size="sm")
             gr.Markdown(RECOVER_HELP)
@@ -68,8 +68,11 @@ def build_models_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any
     project.change(fill, project, table, api_visibility="private").then(lambda: None, None, selected,
                                                                          api_visibility="private")
     table.select(pick, table, selected, api_visibility="private", show_progress="hidden")
-    activate.click(lambda n, c: models.activate(deps, n, c), [project, selected], [table, status],
-                   api_name="activate_model")
+    armed = gr.State(None)  # the worse checkpoint the user was warned about: a second click activates it
+    activate.click(lambda n, c, a: models.activate(deps, n, c, a), [project, selected, armed],
+                   [table, status, armed, activate], api_name="activate_model")
+    selected.change(lambda: (None, gr.update(value=models.ACTIVATE_LABEL, variant="primary")), None,
+                    [armed, activate], api_visibility="private", show_progress="hidden")
     recover.click(lambda n, c, e: models.recover(deps, n, c, e), [project, selected, epochs], status,
                   api_name="recover_model")
     create.click(lambda n, a, f, s, act: models.new_model(deps, n, a, f, s, act),

@@ -45,7 +45,8 @@ def test_one_click_fine_tune_raises_worst_group_accuracy(tmp_path_factory: pytes
         cfg = TrainConfig(device="cpu", epochs=EPOCHS, budget_s=0.0).with_overrides(**overrides)
         model = load_checkpoint(BASELINE).model
         result = fine_tune(model, data, cfg, out_dir=tmp_path_factory.mktemp("ckpt"), lr_plan=plan)
-        chosen = load_checkpoint(Path(result.best["path"])).model
+        # a run none of whose epochs beats the baseline keeps the baseline (the starting model competes)
+        chosen = load_checkpoint(Path(result.best["path"]) if result.best else BASELINE).model
         return _test_metrics(chosen, data, test), [h["lr"] for h in result.history]
 
     after, schedule = one_click()

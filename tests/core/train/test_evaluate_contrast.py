@@ -47,3 +47,24 @@ def test_contrast_is_ignored_for_multi_label_data(tiny_data: TrainData) -> None:
     batches = _batches(data)
     assert evaluate(model, batches, multi_label=True, contrast=True).metrics["epg"] == \
         evaluate(model, batches, multi_label=True).metrics["epg"]
+
+
+def test_decision_adds_the_decisions_epg_beside_the_class_logits(tiny_data: TrainData) -> None:
+    # one pass gives both: `epg` stays the class logit's, `epg_decision` is what `contrast=True` measures
+    torch.manual_seed(0)
+    model = build_model("bcos_small", 2).eval()
+    batches = _batches(tiny_data)
+    kwargs = {"multi_label": False, "group_names": list(tiny_data.group_names)}
+    both = evaluate(model, batches, decision=True, **kwargs).metrics
+    assert both["epg"] == evaluate(model, batches, **kwargs).metrics["epg"]
+    assert abs(both["epg_decision"] - evaluate(model, batches, contrast=True, **kwargs).metrics["epg"]) < 1e-6
+    assert abs(both["epg_decision"] - both["epg"]) > 1e-3
+    assert "epg_decision" not in evaluate(model, batches, **kwargs).metrics
+
+
+def test_decision_is_not_measured_on_multi_label_data(tiny_data: TrainData) -> None:
+    torch.manual_seed(0)
+    model = build_model("bcos_small", 2).eval()
+    data = TrainData(train=tiny_data.train, val=tiny_data.val, classes=tiny_data.classes, image_size=64,
+                     multi_label=True)
+    assert "epg_decision" not in evaluate(model, _batches(data), multi_label=True, decision=True).metrics

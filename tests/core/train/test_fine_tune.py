@@ -61,3 +61,18 @@ def test_contrast_target_and_mid_layer_train(tiny_data: TrainData, tmp_path: Pat
                       max_steps_per_epoch=2)
     result = fine_tune(_model(), tiny_data, cfg, out_dir=tmp_path)
     assert len(result.history) == 1 and 0.0 <= result.history[0]["epg"] <= 1.0
+
+
+
+def test_a_run_no_better_than_its_start_keeps_the_start(tiny_data: TrainData, tmp_path: Path) -> None:
+    # a rate so small the one step changes no decision and no map: the epoch ties with its start
+    still = TrainConfig(lam=1.0, lr=1e-12, epochs=1, max_steps_per_epoch=1, batch_size=16, schedule="fixed",
+                        device="cpu", layer="input")
+    events: list[TrainEvent] = []
+    result = fine_tune(_model(), tiny_data, still, out_dir=tmp_path / "kept", on_event=events.append)
+    assert result.history[0]["accuracy"] == result.base_metrics["accuracy"]
+    assert not result.improved and result.best is None and result.kept_epoch == 0  # the start wins the tie
+    assert "no epoch beat the starting model" in events[-1].message and events[-1].checkpoint is None
+    anyway = fine_tune(_model(), tiny_data, TrainConfig(**{**still.to_dict(), "keep_start": False}),
+                       out_dir=tmp_path / "anyway")
+    assert anyway.improved and anyway.kept_epoch == 1  # keep_start off: the best trained epoch, better or not

@@ -67,6 +67,9 @@ def test_guidance_beats_the_control_on_worst_group_and_epg(name: str, tmp_path: 
         cfg = TrainConfig(device="cpu", epochs=EPOCHS.get(name, 3), budget_s=0.0, batch_size=BATCH)  # the one click
         cfg = cfg.with_overrides(**overrides)
         result = fine_tune(model, data, cfg, out_dir=tmp_path / f"run-{len(overrides)}", lr_plan=lrs)
+        if result.best is None:  # no epoch beat the baseline: the run keeps it (the starting model competes)
+            model.load_state_dict(torch.load(tmp_path / "baseline.pt", weights_only=True))
+            return _metrics(model, data, test), [h["lr"] for h in result.history]
         chosen = load_checkpoint(Path(result.best["path"])).model
         return _metrics(chosen, data, test), [h["lr"] for h in result.history]
 
