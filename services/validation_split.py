@@ -67,7 +67,8 @@ class ValidationCheck:
         score = "Its decision score, the worst group's accuracy," if self.group is not None else "Its decision score"
         whose = f" of group {self.group!r}" if self.group is not None else ""
         return (f"Project {self.project!r}: the validation split is too small to judge a run. {score} rests on "
-                f"{self.images} validation images{whose}, fewer than {self.minimum}: one image is worth "
+                f"{self.images} validation image{'s' if self.images != 1 else ''}{whose}, fewer than {self.minimum}: "
+                "one image is worth "
                 f"{100 / self.images:.1f} points of it, so one epoch cannot judge a run (the trainer stops on "
                 "saturation or collapse only when two epochs in a row show it).")
 

@@ -284,7 +284,7 @@ def test_an_import_with_a_small_val_split_warns_and_the_button_carves_a_bigger_o
 
 def test_a_small_split_that_carving_cannot_fix_says_so_without_a_button(deps: AppDeps, tmp_path: Path) -> None:
     report = _import(deps, uploaded(write_zip(tmp_path / "few.zip", class_files())), project="few")[0]
-    assert "rests on 1 validation images of group" in report and "Carving cannot fix it" in report
+    assert "rests on 1 validation image of group" in report and "Carving cannot fix it" in report
     shown, button = data.validation_status(deps, "few")
     assert shown["visible"] and "Import more images of group" in shown["value"] and not button["visible"]
     assert data.validation_status(deps, None) == ({"__type__": "update", "value": "", "visible": False},

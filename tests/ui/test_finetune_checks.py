@@ -13,7 +13,7 @@ from ui.handlers import finetune_checks
 def test_the_tiny_project_gets_a_visible_warning_and_a_big_one_none(tiny: TinyProject) -> None:
     shown = finetune_checks.validation_warning(tiny.deps, tiny.name)  # 2 val images: one per group
     assert shown["visible"] and "too small to judge a run" in shown["value"]
-    assert "rests on 1 validation images of group" in shown["value"].replace("\\", "")
+    assert "rests on 1 validation image of group" in shown["value"].replace("\\", "")
     make_project(tiny.deps.engine, "big", val={"light": 50, "dark": 50}, train={"light": 200, "dark": 200})
     assert finetune_checks.validation_warning(tiny.deps, "big") == {"__type__": "update", "value": "",
                                                                    "visible": False}

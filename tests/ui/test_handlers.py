@@ -274,6 +274,29 @@ def test_last_action_says_how_the_started_run_ended() -> None:
     assert finetune.ended_action({"run_id": 7}, failed) == "Run 7 failed after 1:15: see the error below."
 
 
+def test_a_run_that_kept_its_start_is_no_green_success() -> None:
+    now = datetime(2026, 12, 7, 7, 0)
+    summary = {"outcome": "no_improvement", "stop_reason": "validation decision score saturated (1.000)",
+               "kept_epoch": 0, "selection_rule": "decisions first: …", "epochs": 2}
+    kept = RunView(id=9, status="succeeded", progress=1.0, message="no improvement — your model is kept: no epoch "
+                   "beat it on validation (its accuracy 0.971; the best epoch's 0.857); nothing was activated",
+                   error="", created=now, started=now, finished=now, step=10, steps_total=10, elapsed_s=15.0,
+                   eta_s=None, config={}, summary=summary)
+    assert finetune.ended_action({"run_id": 9}, kept) == ("Run 9 ended after 0:15: no improvement — your model is "
+                                                          "kept. Nothing was activated; see why below.")
+    bar = finetune.progress_html(kept)
+    assert '<b id="run-status" style="color:#b54708">run 9: no improvement — your model is kept</b>' in bar
+    assert "accent-color:#f79009" in bar and bar.count("no improvement — your model is kept") == 1  # said once
+    assert "its accuracy 0.971; the best epoch&#x27;s 0.857" in bar
+    assert ("Why it stopped:</b> stopped: validation decision score saturated (1.000) after 2 epoch(s); kept the "
+            "starting model (no epoch beat it on validation)") in bar
+    improved = dataclasses.replace(kept, summary={**summary, "outcome": "improved", "kept_epoch": 2})
+    assert "color:#b54708" not in finetune.progress_html(improved) and "kept epoch 2" in improved.why
+    assert finetune.ended_action({"run_id": 9}, improved) == "Run 9 succeeded after 0:15."
+    old = dataclasses.replace(kept, summary={})  # a run from before runs had a summary: as it was
+    assert old.outcome == "succeeded" and old.why == "" and 'id="run-why"' not in finetune.progress_html(old)
+
+
 def _form(**changed: object) -> list[object]:
     """The advanced form's values in widget order, defaults except `changed`."""
     return [changed.get(name, getattr(finetune.DEFAULTS, name)) for name, _ in finetune.FORM_SETTINGS]

@@ -66,6 +66,8 @@ def train(page, deps: AppDeps, lam: str) -> None:
     if wait_for_run_end(page, queued_run_id(page), RUN_TIMEOUT_MS) in ("failed", "cancelled"):  # say why
         logs = [f.read_text(errors="replace")[-3000:] for f in (deps.data_dir / "runs").glob("*.log")]
         pytest.fail(f"the run did not succeed: {page.locator('#train-progress').inner_text()}\n{''.join(logs)}")
+    # why it stopped and what it kept, with the run, in plain words
+    expect(page.locator("#run-why")).to_contain_text(re.compile(r"stopped: .* after 1 epoch\(s\); kept "))
 
 
 def test_own_data_to_a_guided_model_without_code(page, empty_app: tuple[str, AppDeps], tmp_path: Path) -> None:
@@ -89,6 +91,9 @@ def test_own_data_to_a_guided_model_without_code(page, empty_app: tuple[str, App
     expect(report).to_have_value(re.compile(r"image size 32 px"))
     expect(page.locator("#project input")).to_have_value("birds")
     expect(page.locator("#image-size input")).to_have_value("32")
+    # 2 validation images per group cannot judge a run: the Data tab says so with the rule's number
+    expect(page.locator("#data-val-warning")).to_contain_text("too small to judge a run")
+    expect(report).to_have_value(re.compile(r"fewer than 50"))
     page.reload()  # made after the server started, the project is still offered after a reload
     expect(page.locator("#project input")).to_have_value("birds")
 
@@ -98,7 +103,9 @@ def test_own_data_to_a_guided_model_without_code(page, empty_app: tuple[str, App
     expect(page.locator("#models-status textarea")).to_have_value(
         re.compile(r"New model: checkpoint #1\. bcos_small initialised from scratch.*now the active model"))
 
-    # Fine-tune without boxes (λ 0), then activate the trained checkpoint (the newest row)
+    # Fine-tune without boxes (λ 0), then activate the trained checkpoint (the newest row); the tab warns first
+    page.get_by_role("tab", name="Fine-tune").click()
+    expect(page.locator("#finetune-val-warning")).to_contain_text("too small to judge a run")
     train(page, deps, "0")
     page.get_by_role("tab", name="Models").click()
     newest = page.locator('#models-table [data-testid="cell-0-0"]')

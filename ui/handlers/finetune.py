@@ -81,12 +81,14 @@ def progress_html(run: runs.RunView | None) -> str:
         parts.append(f"elapsed {_duration(run.elapsed_s)}")
     if run.active and run.eta_s is not None:
         parts.append(f"ETA {_duration(run.eta_s)}")
-    if run.message:
-        parts.append(html.escape(run.message))
+    message = run.message.removeprefix(run.outcome).lstrip(": ") if not run.improved else run.message
+    if message:
+        parts.append(html.escape(message))
     error = (f'<pre id="run-error" style="white-space:pre-wrap;color:#b42318;max-height:14em;overflow:auto">'
              f"{html.escape(run.error)}</pre>" if run.error else "")
     why = f'<div id="run-why"><b>Why it stopped:</b> {html.escape(run.why)}</div>' if run.why else ""
-    return (f'<div class="run-progress"><progress value="{pct:.0f}" max="100" style="width:100%"></progress>'
+    bar = "width:100%" + (";accent-color:#f79009" if not run.improved else "")  # amber, not green
+    return (f'<div class="run-progress"><progress value="{pct:.0f}" max="100" style="{bar}"></progress>'
             f"<div>{' · '.join(parts)}</div>{why}{error}</div>")
 
 

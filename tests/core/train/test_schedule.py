@@ -111,3 +111,22 @@ def test_a_small_split_needs_two_epochs_to_saturate_or_collapse() -> None:
     schedule = AdaptiveSchedule(lr=1e-3, max_epochs=30)
     schedule.start(_m(0.9))  # no sizes known (or a big split): one epoch decides, as before
     assert _run(schedule, [_m(0.6)])[0].rollback
+
+
+def test_progress_counts_the_steps_the_budget_holds_not_the_epoch_cap() -> None:
+    import torch
+
+    from core.train import TrainConfig
+    from core.train.fine_tune import _Progress
+
+    events: list = []
+    progress = _Progress(TrainConfig(budget_s=100.0), steps_per_epoch=32, emit=events.append, epochs=30)
+    assert progress.total == 960  # the 30-epoch cap
+    progress.started -= 10.0  # 10 s for the first 32 steps: the budget holds ~320
+    for step in range(32):
+        progress.step(step, {"loss": torch.tensor(1.0)})
+    last = events[-1]
+    assert 300 <= last.steps_total <= 330 and last.eta_s <= 90.5  # not "step 32/960"
+    fixed = _Progress(TrainConfig(schedule="fixed", epochs=30), steps_per_epoch=32, emit=events.append, epochs=30)
+    fixed.step(0, {"loss": torch.tensor(1.0)})
+    assert events[-1].steps_total == 960  # a fixed run runs every step of its epochs
