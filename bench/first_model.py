@@ -124,10 +124,13 @@ def one_set(name: str, data_dir: Path, device: str) -> dict[str, Any]:
                            "warnings": imported.get("warnings", [])}
     for label, extra in (("default", []), ("fixed20", ["--schedule", "fixed", "--epochs", "20", "--lr", "1e-3"])):
         run = cli(data_dir, device, "train", "--project", name, "--base", base, "--lam", "0", *extra)
+        progress = json.loads((data_dir / "runs" / f"run-{run['run_id']}.json").read_text())
         row[label] = {"test_accuracy": kept_accuracy(run, start), "outcome": run.get("outcome"),
                       "stop_reason": (run.get("summary") or {}).get("stop_reason"),
-                      "epochs": (run.get("summary") or {}).get("epochs"), "wall_s": run["wall_s"],
-                      "trainer_s": run["seconds"]}
+                      "epochs": (run.get("summary") or {}).get("epochs"),
+                      "kept_epoch": (run.get("summary") or {}).get("kept_epoch"), "wall_s": run["wall_s"],
+                      "trainer_s": run["seconds"],
+                      "val_accuracy": [round(e["accuracy"], 3) for e in progress.get("evals", [])]}
     row["accuracy_ratio"] = round(row["default"]["test_accuracy"] / row["fixed20"]["test_accuracy"], 3)
     row["time_ratio"] = round(row["default"]["trainer_s"] / row["fixed20"]["trainer_s"], 3)
     row["goal_met"] = row["accuracy_ratio"] >= 0.95 and row["time_ratio"] <= 1.0

@@ -27,12 +27,13 @@ from typing import Any
 from common import write_json_atomically
 from common.cpus import thread_env
 from core.train.config import TrainConfig
+from services.checkpoints import resolve_checkpoint
 from services.database import Database, run_heartbeat_timeout_s
 from services.errors import ConflictError, NotFoundError
 from services.settings import Settings
 from store.db import session_scope
 from store.models_runs import ACTIVE_RUN_STATUSES, TrainingRun
-from store.projects import get_project
+from store.projects import get_project, list_classes
 from store.queries import count_images
 from store.runs import (
     active_checkpoint,
@@ -200,7 +201,7 @@ def queue_run(engine: Database, settings: Settings, project: str, overrides: Map
         fail_silent_runs(session, timeout_s=run_heartbeat_timeout_s())
     with session_scope(engine) as session:
         proj = get_project(session, project)
-        base_id = _base_checkpoint_id(session, proj.id, proj.name, base)
+        base_id = _base_checkpoint_id(session, settings, proj, base)
         _check_splits(session, proj.id, proj.name, config.eval_split)
         running = active_training_run(session, proj.id)
         if running is not None:
@@ -212,8 +213,10 @@ def queue_run(engine: Database, settings: Settings, project: str, overrides: Map
         return run.id
 
 
-def _base_checkpoint_id(session: Any, project_id: int, project: str, base: str) -> int | None:
-    """The id of the checkpoint to start from; None for a file path (the trainer registers it)."""
+def _base_checkpoint_id(session: Any, settings: Settings, proj: Any, base: str) -> int:
+    """The id of the checkpoint to start from: the active one, an id, or a checkpoint file of this project's classes
+    (registered here, not activated, so the run row names its base)."""
+    project_id, project = proj.id, proj.name
     if base in ("", "active"):
         checkpoint = active_checkpoint(session, project_id)
         if checkpoint is None:
@@ -227,7 +230,15 @@ def _base_checkpoint_id(session: Any, project_id: int, project: str, base: str) 
         return checkpoint.id
     if not Path(base).is_file():
         raise NotFoundError(f"no checkpoint file {base!r}: pass a checkpoint id, a file path or 'active'")
-    return None
+    from core.train import read_checkpoint  # a file: read its architecture and classes (torch)
+
+    classes = list(read_checkpoint(Path(base)).get("classes") or [])
+    wanted = [c.name for c in list_classes(session, project_id)]
+    if classes != wanted:
+        raise ValueError(f"{Path(base).name} was trained for the classes {classes}, not {project!r}'s {wanted}: "
+                         "pick a checkpoint of this project (`python app.py model list --project "
+                         f"{project}`) or make one with `model new --weights FILE`")
+    return resolve_checkpoint(session, settings, proj, base).id
 
 
 def _check_splits(session: Any, project_id: int, project: str, eval_split: str) -> None:

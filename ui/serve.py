@@ -9,6 +9,7 @@ torch are imported only when the command runs, so listing the commands stays qui
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 
 from services.database import Database
@@ -25,7 +26,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="address to bind (env GUIDANCE_HOST; default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (env GUIDANCE_PORT; default 7860)")
     p.add_argument("--auth", default=None, help="require login USER:PASSWORD (env GUIDANCE_AUTH)")
+    p.add_argument("--allow-anonymous-network", action="store_true",
+                   help="serve an address other machines can reach WITHOUT a login: anyone who reaches it can "
+                        "import, train, read and delete (without this flag such a start is refused)")
     p.set_defaults(run=run)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
+
+
+def exposure_refusal(settings: Settings, *, allow_anonymous: bool) -> str | None:
+    """Why serving `settings` must not start: a non-loopback address without a login, unless the operator said
+    so explicitly; None when it may start."""
+    if is_loopback(settings.host) or settings.auth or allow_anonymous:
+        return None
+    return (f"not serving {settings.host}:{settings.port} without a login: other machines could reach it, and "
+            "anyone who does could import, train, read and delete. Give --auth USER:PASSWORD (or GUIDANCE_AUTH), "
+            "serve 127.0.0.1 behind your own proxy, or, on a network you trust, add --allow-anonymous-network")
 
 
 def bootstrap_demo(db: Database, settings: Settings) -> bool:
@@ -49,7 +73,14 @@ def bootstrap_demo(db: Database, settings: Settings) -> bool:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the app (building the demo project in the background on a fresh data dir); returns when the
-    server stops."""
+    server stops. Exit 2, before anything starts, for a non-loopback address without a login (`exposure_refusal`)."""
+    refusal = exposure_refusal(settings, allow_anonymous=bool(getattr(args, "allow_anonymous_network", False)))
+    if refusal:
+        log.error("%s", refusal)
+        return 2
+    if not is_loopback(settings.host) and not settings.auth:
+        log.warning("serving %s without a login (--allow-anonymous-network): anyone who reaches it can use it",
+                    settings.host)
     fresh = not settings.db_url and not (settings.data_dir / "studio.db").exists()
     starting = open_starting_page(settings.host, settings.port, "Loading the engine (torch, gradio)"
                                   + (" while the demo project's 3,200 images are drawn and imported; the app shows "
@@ -78,4 +109,4 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["bootstrap_demo", "register", "run"]
+__all__ = ["bootstrap_demo", "exposure_refusal", "is_loopback", "register", "run"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,8 +64,13 @@ def torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
     """
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+    except OSError as err:
         raise ValueError(f"cannot read weights file {path}: {err}") from err
+    except Exception as err:  # torch raises KeyError, RuntimeError, UnpicklingError… for a bad file
+        first = (str(err).splitlines() or [err.__class__.__name__])[0][:200]
+        raise ValueError(f"{Path(path).name} is not a readable PyTorch weights file ({err.__class__.__name__}: "
+                         f"{first}): it may be truncated, or not a .pth/.pt file; copy it again or pick another"
+                         ) from err
     for wrapper in ("state_dict", "model"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
             loaded = loaded[wrapper]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,3 +150,14 @@ def test_the_limit_itself_is_allowed(projects: Projects) -> None:
     with pytest.raises(ValueError, match="limit of 500"):
         annotations.save_boxes(projects.deps.engine, "demo", saved.state.snapshot, _many(MAX_BOXES_PER_SAVE + 1),
                                author="alice", data_dir=projects.deps.data_dir)
+
+
+@pytest.mark.parametrize("bad", [True, False, "10", None, [1]])
+def test_a_coordinate_that_is_not_a_number_is_refused_by_name(projects: Projects, bad: object) -> None:
+    value, snapshot, _, _ = annotate.load_annotation(projects.deps, "demo", projects.demo_images[2])
+    edited = _editor_value(value, ONE_BOX, snapshot.scale)
+    edited["boxes"][0]["xmin"] = bad  # a JSON `true` (an int to Python) was saved as x0 = 1
+    before = row_counts(projects.deps.engine)
+    with pytest.raises(gr.Error, match=re.escape(f"Box 1: xmin is {bad!r}, not a number of pixels. Nothing was saved")):
+        annotate.save_annotation(projects.deps, "demo", snapshot, edited, "mallory")
+    assert row_counts(projects.deps.engine) == before

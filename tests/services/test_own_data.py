@@ -452,7 +452,13 @@ def test_model_command_errors(photos: Path, data_dir: Path, tmp_path: Path, capl
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     assert cli(data_dir, "model", "new", "--project", "pets", "--arch", "bcos_small", "--weights",
                str(tmp_path / "junk.pth")) == 2
-    assert "cannot read weights file" in caplog.text
+    assert "junk.pth is not a readable PyTorch weights file" in caplog.text
+    (tmp_path / "five.pth").write_bytes(b"hello")  # torch's unpickler raises KeyError: 101 on it (issue 24)
+    caplog.clear()
+    assert cli(data_dir, "model", "new", "--project", "pets", "--arch", "bcos_small", "--weights",
+               str(tmp_path / "five.pth")) == 2
+    assert "five.pth is not a readable PyTorch weights file (KeyError: 101)" in caplog.text
+    assert "Traceback" not in caplog.text and "copy it again or pick another" in caplog.text
     assert cli(data_dir, "model", "list", "--project", "pets") == 0
     assert "has no models yet" in capsys.readouterr().out
     assert cli(data_dir, "model", "new", "--project", "zoo", "--arch", "bcos_small", "--json") == 0

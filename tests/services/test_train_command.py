@@ -296,3 +296,26 @@ def test_a_run_no_better_than_its_start_keeps_it_and_says_so(
     progress = json.loads((tiny_project.data_dir / "runs" / f"run-{out['run_id']}.json").read_text())
     assert [e["epoch"] for e in progress["evals"]] == [1, 2]  # the curve still shows both epochs
     assert progress["summary"] == summary
+
+
+def test_train_from_a_checkpoint_file_registers_it_as_the_base(tiny_project: Settings, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from core.bcos import build_model
+    from core.train import save_checkpoint
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    mine = save_checkpoint(tmp_path / "elsewhere", build_model("bcos_small", 2), classes=["warm", "cool"])
+    code = app.main(_cli(tiny_project, "train", "--project", "demo", "--base", str(mine), "--epochs", "1",
+                         "--max-steps-per-epoch", "1", "--batch-size", "8", "--json"))
+    out = _last_json(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "succeeded", out  # was: "run 1 has no base checkpoint"
+    run = next(r for r in _rows(tiny_project, TrainingRun) if r.id == out["run_id"])
+    base = next(c for c in _rows(tiny_project, Checkpoint) if c.id == run.base_checkpoint_id)
+    assert base.path.endswith(mine.name) and not base.active  # registered, not activated
+    other = save_checkpoint(tmp_path / "other", build_model("bcos_small", 3), classes=["a", "b", "c"])
+    runs_before = len(_rows(tiny_project, TrainingRun))
+    assert app.main(_cli(tiny_project, "train", "--project", "demo", "--base", str(other), "--json")) == 1
+    assert "was trained for the classes ['a', 'b', 'c'], not 'demo'" in caplog.text
+    assert len(_rows(tiny_project, TrainingRun)) == runs_before  # refused before a run row was written

@@ -82,3 +82,22 @@ def test_serve_leaves_a_data_dir_with_projects_alone(tmp_path: Path, fake_demo: 
         create_project(session, name="mine", task="single_label", image_size=32, classes=["x", "y"])
     assert serve.run(settings, argparse.Namespace()) == 0
     assert fake_demo == [] and launched[0][1] is None and project_names(launched[0][0].engine) == ["mine"]
+
+
+def test_a_network_address_without_a_login_is_refused_unless_the_operator_says_so(
+        tmp_path: Path, launched: list[object], caplog: pytest.LogCaptureFixture) -> None:
+    import app
+
+    data = tmp_path / "data"
+    assert app.main(["--data-dir", str(data), "serve", "--host", "0.0.0.0", "--port", "1"]) == 2
+    assert "not serving 0.0.0.0:1 without a login" in caplog.text and "--allow-anonymous-network" in caplog.text
+    assert launched == [] and not (data / "studio.db").exists()  # refused before anything was made or served
+    for host in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"):
+        assert serve.is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.168.1.5", "studio.example.org"):
+        assert not serve.is_loopback(host), host
+    exposed = Settings(data_dir=data, host="0.0.0.0")
+    assert serve.exposure_refusal(exposed, allow_anonymous=False)
+    assert serve.exposure_refusal(exposed, allow_anonymous=True) is None  # said explicitly
+    assert serve.exposure_refusal(Settings(data_dir=data, host="0.0.0.0", auth="ann:secret"),
+                                  allow_anonymous=False) is None  # a login: allowed

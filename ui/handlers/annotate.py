@@ -158,7 +158,13 @@ def load_view(deps: AppDeps, project: str, image_id: int | None, chosen: str | N
 def edited_boxes(value: dict[str, Any] | None, scale: float = 1, chosen: str | None = None) -> Edited:
     """`(label, (x0, y0, x1, y1))` in original pixels for every box of an editor value shown at `scale`; a box
     that arrives unlabelled takes `chosen` (the label picked for new boxes) when one is given."""
-    boxes = [scale_box(b, 1 / scale) for b in (value or {}).get("boxes") or []]
+    raw = (value or {}).get("boxes") or []
+    for number, box in enumerate(raw, 1):  # a JSON `true` is an int to Python: refuse it by name, save nothing
+        for key in ("xmin", "ymin", "xmax", "ymax"):
+            coordinate = box.get(key) if isinstance(box, dict) else None
+            if isinstance(coordinate, bool) or not isinstance(coordinate, int | float):
+                raise gr.Error(f"Box {number}: {key} is {coordinate!r}, not a number of pixels. Nothing was saved.")
+    boxes = [scale_box(b, 1 / scale) for b in raw]
     out = []
     for b in boxes:
         label = str(b.get("label") or "").strip() or (chosen or "")
