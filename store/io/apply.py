@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.box_history import MAX_BOXES_PER_SAVE
 from store.boxes import record_event
 from store.errors import ImportFormatError, did_you_mean
 from store.io.plan import (
@@ -174,6 +176,8 @@ def _add_boxes(session: Session, planned: list[PlannedImage], added: list[tuple[
         existing.update((row[0], tuple(row[1:])) for row in session.execute(stmt))  # type: ignore[misc]
     now = utcnow()
     boxes: list[Box] = []
+    live = Counter(image_id for image_id, _ in existing)
+    over: list[str] = []
     for plan, (image, _) in zip(planned, added):
         for item in plan.boxes:
             key: BoxKey = (class_ids[item.label], item.x0, item.y0, item.x1, item.y1)
@@ -181,9 +185,15 @@ def _add_boxes(session: Session, planned: list[PlannedImage], added: list[tuple[
                 summary.boxes_existing += 1
                 continue
             existing.add((image.id, key))
+            live[image.id] += 1
             attributes: dict[str, Any] = dict(item.attributes)
             boxes.append(Box(image_id=image.id, class_id=key[0], x0=item.x0, y0=item.y0, x1=item.x1, y1=item.y1,
                              source="imported", author=author, created=now, updated=now, attributes=attributes))
+        if live[image.id] > MAX_BOXES_PER_SAVE:  # every way in obeys the limit an Annotate save has (issue 24)
+            over.append(f"{plan.file.name}: {live[image.id]:,} boxes on one image (those it has and those imported) "
+                        f"is more than the limit of {MAX_BOXES_PER_SAVE} boxes per image; split or thin them")
+    if over:
+        raise ImportFormatError(over)  # raised before the boxes are added: the caller's transaction rolls back
     session.add_all(boxes)
     session.flush()
     for box in boxes:

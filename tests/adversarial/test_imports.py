@@ -261,3 +261,18 @@ def test_voc_image_id_with_space_is_imported(cli: Cli, sets: Path, capsys: pytes
     with store.session_scope(cli.engine) as session:
         rows, _ = store.page_images(session, store.get_project(session, "p").id)
         assert sorted(Path(r.path).name for r in rows) == ["img with space.jpg", "neg.jpg", "plain.jpg"]
+
+
+# --- issue 24 item 6: the 500-boxes-per-image limit holds on every way in ----------------------------------------
+
+
+def test_an_import_over_500_boxes_on_one_image_is_refused_naming_it(cli: Cli, sets: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    many = [{"id": i, "image_id": 1, "category_id": 1, "bbox": [i % 30, i // 30, 2, 2]} for i in range(501)]
+    path = coco(sets, annotations=many)
+    text = refused(cli, sets, caplog, run=lambda: import_coco(cli, path))
+    assert "a.png: 501 boxes on one image" in text and "limit of 500 boxes per image" in text
+    assert import_coco(cli, coco(sets, annotations=many[:500])) == 0  # the limit itself is allowed
+    assert import_coco(cli, coco(sets, annotations=[  # 500 there already: one more through a later import is not
+        {"id": 9, "image_id": 1, "category_id": 1, "bbox": [35, 25, 2, 2]}])) == 2
+    assert "a.png: 501 boxes on one image (those it has and those imported)" in caplog.text

@@ -60,3 +60,25 @@ def test_a_project_name_with_a_slash_exports_its_report_inside_the_reports_folde
     assert path.parent == (tiny.deps.data_dir / "reports") and path.is_file()
     assert path.name.startswith("compare-team_.._.._x-")
     assert "team/../../x" in path.read_text(encoding="utf-8")  # the report still names the project
+
+
+def test_a_class_and_a_file_named_like_html_show_as_text_in_annotate(tmp_path: Path) -> None:
+    import markdown_it
+
+    from store.db import session_scope
+    from store.models import Class, Image
+    from ui.handlers import annotate
+
+    tiny = build_tiny_project(tmp_path / "data")
+    evil = "<img src=x onerror=alert(1)>"
+    with session_scope(tiny.deps.engine) as session:  # as a zip with such a class folder and file name makes them
+        session.get(Class, 1).name = evil
+        image = session.get(Image, tiny.image_ids[0])
+        named = "images/**bold** <b>x `tick`.png"
+        file = next(tiny.deps.data_dir.rglob(Path(image.path).name))
+        file.rename(file.parent.parent / named)
+        image.path = named
+    *_, title = annotate.load_annotation(tiny.deps, tiny.name, tiny.image_ids[0])
+    rendered = markdown_it.MarkdownIt("commonmark").render(title)  # the Markdown the page renders
+    assert "<img" not in rendered and "<b>" not in rendered and "<strong>bold</strong>" not in rendered
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered and "**bold** &lt;b&gt;x `tick`.png" in rendered

@@ -28,7 +28,7 @@ from services.errors import ConflictError
 from services.explanations import propose_box
 from ui.data.display import display_image, display_scale, scale_box
 from ui.deps import AppDeps
-from ui.handlers.common import user_errors
+from ui.handlers.common import plain_markdown, user_errors
 from ui.handlers.explain import compute, target
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,10 @@ def _present(deps: AppDeps, state: ImageBoxes) -> Loaded:
         path, scale = editor_image(deps, image)
     snapshot = replace(state.snapshot, scale=scale)
     shown = f" (shown ×{scale:g})" if scale > 1 else f" (shown at 1/{round(1 / scale)})" if scale < 1 else ""
-    labels = f" · labelled **{', '.join(state.labels)}**" if state.labels else ""
-    title = (f"Image **#{image.id}** `{image.path}` · {image.split} · {image.width}×{image.height}{shown}{labels} · "
-             f"{len(snapshot.boxes)} saved box(es)")
+    # names and paths come from users (a class folder may be called `<img src=x onerror=…>`): shown as text
+    labels = f" · labelled **{plain_markdown(', '.join(state.labels))}**" if state.labels else ""
+    title = (f"Image **#{image.id}** {plain_markdown(image.path)} · {image.split} · {image.width}×{image.height}"
+             f"{shown}{labels} · {len(snapshot.boxes)} saved box(es)")
     history = pd.DataFrame([asdict(row) for row in state.history], columns=HISTORY_COLUMNS)
     return _editor_value(path, snapshot, label_colours(list(state.project.classes))), snapshot, history, title
 
