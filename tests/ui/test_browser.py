@@ -88,14 +88,18 @@ def test_tiny_fine_tune_reaches_done_and_shows_in_compare(page, served: tuple[st
     page.get_by_label("Batch size").fill("4")
     page.get_by_label("Max steps per epoch (0: all)").fill("1")
     page.locator("#start-training").click()
-    if wait_for_run_end(page, queued_run_id(page), 150_000) != "succeeded":  # say why, from the row and its log
+    # one step on 6 images may or may not beat the start: either ending shows in Compare (a failure does not)
+    ended = wait_for_run_end(page, queued_run_id(page), 150_000)
+    if ended in ("failed", "cancelled"):  # say why, from the row and its log
         from store.models_runs import TrainingRun
 
         with session_scope(tiny.deps.engine) as session:
             errors = [(r.id, r.status, r.error) for r in session.scalars(select(TrainingRun))]
         logs = [f.read_text(errors="replace")[-3000:] for f in (tiny.deps.data_dir / "runs").rglob("*.log")]
         pytest.fail(f"the fine-tune did not succeed: {errors}\n{''.join(logs)}")
-    expect(page.locator("#train-status textarea")).to_have_value(re.compile(r"^Run \d+ succeeded after \d+:\d\d\.$"))
+    expect(page.locator("#train-status textarea")).to_have_value(re.compile(
+        r"^Run \d+ succeeded after \d+:\d\d\.$" if ended == "succeeded" else
+        r"^Run \d+ ended after \d+:\d\d: no improvement — your model is kept\. Nothing was activated"))
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Refresh checkpoints").click()
     page.locator("#compare-after input").click()
