@@ -28,7 +28,7 @@ from services.errors import ConflictError
 from services.evaluation import announce_run_evaluations, evaluate_checkpoint, follow_run_evaluations
 from services.model_factory import is_fresh
 from services.models import checkpoint_file, model_device
-from services.runs import NO_IMPROVEMENT, queue_run
+from services.runs import AT_CHANCE, NO_IMPROVEMENT, queue_run
 from services.settings import Settings
 from services.training import RunReporter, prune_dropped_checkpoints
 from store.db import session_scope
@@ -269,7 +269,7 @@ def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: Fine
         current = active_checkpoint(session, plan.project_id)
         outcome = TrainResult(**common, best_checkpoint=str(best_path), best_checkpoint_id=best.id if best else None,
                               active_checkpoint_id=current.id if current else None, before=before, after=after)
-    return replace(outcome, message=_outcome(before, after))
+    return replace(outcome, message=_at_chance(result, after) if result.at_chance else _outcome(before, after))
 
 
 def _fail(engine: Database, run_id: int, error: str) -> None:
@@ -281,8 +281,21 @@ def _fail(engine: Database, run_id: int, error: str) -> None:
 
 def run_summary(result: FineTuneResult) -> dict[str, Any]:
     """What a finished run did, in the words the run line, its history, Compare and `train --json` show."""
-    return {"outcome": "improved" if result.improved else "no_improvement", "stop_reason": result.stop_reason,
-            "kept_epoch": result.kept_epoch, "selection_rule": result.selection_rule, "epochs": result.epochs}
+    outcome = "no_improvement" if not result.improved else "at_chance" if result.at_chance else "improved"
+    summary = {"outcome": outcome, "stop_reason": result.stop_reason, "kept_epoch": result.kept_epoch,
+               "selection_rule": result.selection_rule, "epochs": result.epochs}
+    return {**summary, "chance": result.at_chance} if result.at_chance else summary
+
+
+def _at_chance(result: FineTuneResult, after: dict[str, Any] | None) -> str:
+    """The run line of a run whose kept epoch is no better than answering the commonest class."""
+    chance = result.at_chance or {}
+    kept = float((result.best or {}).get("metrics", {}).get("accuracy") or 0.0)
+    done = _outcome(result.base_metrics, after) if after else "finished"
+    return (f"{AT_CHANCE}: the kept epoch's validation accuracy {kept:.3f} is within noise of always answering the "
+            f"commonest class ({chance.get('majority', 0):.3f}; below {chance.get('threshold', 0):.3f} on "
+            f"{chance.get('images', 0)} images). Train longer (a bigger time budget), check the labels, or start "
+            f"from pretrained weights (`model new --weights`). ({done})")
 
 
 def _not_improved(result: FineTuneResult | None) -> str:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES = 25
 NO_IMPROVEMENT = "no improvement — your model is kept"  # a run whose epochs all lost to its start
+AT_CHANCE = "at chance — not learned yet"  # a run whose kept epoch is within noise of answering the commonest class
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,8 @@ class RunView:
 
     @property
     def improved(self) -> bool:
-        """False for a run that ended without finding anything better than its starting model."""
-        return self.summary.get("outcome") != "no_improvement"
+        """False for a run that found nothing better than its start, or whose choice is still at chance."""
+        return self.summary.get("outcome") not in ("no_improvement", "at_chance")
 
     @property
     def outcome(self) -> str:
@@ -97,7 +98,10 @@ class RunView:
 def run_outcome(status: str, summary: Mapping[str, Any] | None) -> str:
     """A run's status as a user reads it: "no improvement — your model is kept" instead of "succeeded" for a run
     none of whose epochs beat its starting model."""
-    return NO_IMPROVEMENT if status == "succeeded" and (summary or {}).get("outcome") == "no_improvement" else status
+    outcome = (summary or {}).get("outcome")
+    if status != "succeeded":
+        return status
+    return NO_IMPROVEMENT if outcome == "no_improvement" else AT_CHANCE if outcome == "at_chance" else status
 
 
 def run_why(summary: Mapping[str, Any] | None) -> str:
@@ -359,6 +363,7 @@ def cancel_run(engine: Database, project: str) -> str:
 
 
 __all__ = [
+    "AT_CHANCE",
     "NO_IMPROVEMENT",
     "Launched",
     "RunProgress",

@@ -32,6 +32,7 @@ from core.train.loop import (
 )
 from core.train.schedule import AdaptiveSchedule
 from core.train.selection import SELECTION_RULE, ParetoArchive, best_by_decisions, selection_point
+from core.train.validation import chance_level
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,12 @@ def fine_tune(
     start = [{"path": None, "epoch": 0, "metrics": base}] if cfg.keep_start else []
     chosen = best_by_decisions([*start, *archive.front], cfg.select_tolerance) if rank0 else None
     best = chosen if chosen and chosen["epoch"] > 0 else None
+    at_chance = None if best is None or data.multi_label else chance_level(
+        [r.labels[0] for r in data.val if r.labels], float(best["metrics"].get("accuracy") or 0.0))
     result = FineTuneResult(checkpoints=archive.front, best=best, base_metrics=base, history=history,
                             seconds=time.monotonic() - started, stopped_early=stopped_early, stop_reason=stop_reason,
                             selection_rule=SELECTION_RULE, kept_epoch=chosen["epoch"] if chosen else 0,
-                            epochs=len(history))
+                            epochs=len(history), at_chance=at_chance)
     kept = f"kept epoch {result.kept_epoch}" if best else "no epoch beat the starting model: it is kept"
     emit(TrainEvent("done", epoch=len(history), epochs=epochs, progress=1.0,
                     metrics=best["metrics"] if best else {}, checkpoint=best["path"] if best else None,

@@ -58,6 +58,7 @@ class FineTuneResult:
     stop_reason: str = ""  # why the run ended (the adaptive schedule's decision, the epoch count, min_metric)
     selection_rule: str = ""  # how `best` was chosen, in words (core.train.selection.SELECTION_RULE)
     kept_epoch: int = 0  # the epoch `best` comes from; 0: the starting model won the selection (best is None)
+    at_chance: dict[str, float] | None = None  # `best` is within noise of chance (core.train.validation.chance_level)
     epochs: int = 0  # epochs trained
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MIN_JUDGED_IMAGES", "VALIDATION_RULE", "decision_support", "too_small_to_judge"]
+__all__ = ["MIN_JUDGED_IMAGES", "VALIDATION_RULE", "chance_level", "decision_support", "too_small_to_judge"]
 
 # A validation split is too small to judge a run from one epoch when the images behind its decision score — the
 # smallest group's when the data has groups, else the whole split's — number fewer than this: one image is then
@@ -28,3 +28,16 @@ def decision_support(metrics: dict[str, Any]) -> int:
 def too_small_to_judge(images: int) -> bool:
     """True when a decision score resting on `images` images cannot decide a stop from one epoch."""
     return images < MIN_JUDGED_IMAGES
+
+
+def chance_level(labels: list[int], accuracy: float) -> dict[str, float] | None:
+    """Whether a single-label validation `accuracy` is within noise of chance: of always answering the commonest
+    class of `labels` (the validation images' classes), plus two standard errors of a proportion over them. The
+    figures (`majority`, `threshold`, `images`) when it is, None when it is clearly above (or nothing to judge)."""
+    if not labels:
+        return None
+    majority = max(labels.count(c) for c in set(labels)) / len(labels)
+    threshold = majority + 2 * (majority * (1 - majority) / len(labels)) ** 0.5
+    if accuracy >= threshold:
+        return None
+    return {"majority": round(majority, 4), "threshold": round(threshold, 4), "images": len(labels)}

@@ -131,7 +131,7 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         result = train_project(settings, project=args.project, overrides=overrides, base=args.base,
                                activate=args.activate, cancel=cancel, progress_bar=progress_bar)
-    if result.summary.get("outcome") == "no_improvement":  # not an error, but never a silent "succeeded"
+    if result.summary.get("outcome") in ("no_improvement", "at_chance"):  # not errors, never a silent "succeeded"
         log.warning("run %s: %s", result.run_id, result.message)
     if result.summary:
         log.info("run %s: stopped: %s; kept epoch %s", result.run_id, result.summary.get("stop_reason"),

@@ -99,6 +99,6 @@ def queued_run_id(page: Page) -> int:
 def wait_for_run_end(page: Page, run_id: int, timeout_ms: int) -> str:
     """Wait until the Fine-tune tab shows run `run_id` (this run, never an earlier one) ended; its status."""
     status = page.locator("#run-status")
-    ended = r"(succeeded|failed|cancelled|no improvement — your model is kept)"
+    ended = r"(succeeded|failed|cancelled|no improvement — your model is kept|at chance — not learned yet)"
     expect(status).to_have_text(re.compile(rf"^run {run_id}: {ended}"), timeout=timeout_ms)
     return status.inner_text().split(": ", 1)[1].strip()

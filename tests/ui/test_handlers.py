@@ -293,6 +293,13 @@ def test_a_run_that_kept_its_start_is_no_green_success() -> None:
     improved = dataclasses.replace(kept, summary={**summary, "outcome": "improved", "kept_epoch": 2})
     assert "color:#b54708" not in finetune.progress_html(improved) and "kept epoch 2" in improved.why
     assert finetune.ended_action({"run_id": 9}, improved) == "Run 9 succeeded after 0:15."
+    chance = dataclasses.replace(kept, message="at chance — not learned yet: the kept epoch's validation accuracy "
+                                 "0.575 is within noise …",
+                                 summary={**summary, "outcome": "at_chance", "kept_epoch": 4})
+    assert chance.outcome == "at chance — not learned yet" and not chance.improved
+    assert finetune.ended_action({"run_id": 9}, chance) == ("Run 9 ended after 0:15: at chance — not learned yet. "
+                                                            "See why below before you use it.")
+    assert "color:#b54708" in finetune.progress_html(chance) and "kept epoch 4" in finetune.progress_html(chance)
     old = dataclasses.replace(kept, summary={})  # a run from before runs had a summary: as it was
     assert old.outcome == "succeeded" and old.why == "" and 'id="run-why"' not in finetune.progress_html(old)
 

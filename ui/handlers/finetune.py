@@ -146,6 +146,8 @@ def ended_action(run_state: Mapping[str, Any] | None, run: runs.RunView | None) 
     if run is None or started != run.id or run.active:
         return None
     took = f" after {_duration(run.elapsed_s)}" if run.started else ""
+    if run.summary.get("outcome") == "at_chance":
+        return f"Run {run.id} ended{took}: {run.outcome}. See why below before you use it."
     if not run.improved:
         return f"Run {run.id} ended{took}: {run.outcome}. Nothing was activated; see why below."
     return f"Run {run.id} {run.status}{took}" + (": see the error below." if run.error else ".")

@@ -134,3 +134,13 @@ def test_progress_counts_the_steps_the_budget_holds_not_the_epoch_cap() -> None:
     fixed = _Progress(TrainConfig(schedule="fixed", epochs=30), steps_per_epoch=32, emit=events.append, epochs=30)
     fixed.step(0, {"loss": torch.tensor(1.0)})
     assert events[-1].steps_total == 960  # a fixed run runs every step of its epochs
+
+
+def test_chance_level_is_the_commonest_class_plus_two_standard_errors() -> None:
+    from core.train.validation import chance_level
+
+    assert chance_level([0, 1] * 18, 0.64) == {"majority": 0.5, "threshold": 0.6667, "images": 36}  # 0.64 on 36
+    assert chance_level([0, 1] * 18, 0.97) is None  # clearly learned
+    assert chance_level([0] * 90 + [1] * 10, 0.9)["majority"] == 0.9  # 90% of one class: 0.9 is no skill
+    assert chance_level([0, 1] * 200, 0.6) is None  # on 400 images 0.6 is above noise (threshold 0.55)
+    assert chance_level([], 0.0) is None
