@@ -67,10 +67,10 @@ def torchvision_state_dict(path: str | Path) -> dict[str, Tensor]:
     except OSError as err:
         raise ValueError(f"cannot read weights file {path}: {err}") from err
     except Exception as err:  # torch raises KeyError, RuntimeError, UnpicklingError… for a bad file
-        first = (str(err).splitlines() or [err.__class__.__name__])[0][:200]
-        raise ValueError(f"{Path(path).name} is not a readable PyTorch weights file ({err.__class__.__name__}: "
-                         f"{first}): it may be truncated, or not a .pth/.pt file; copy it again or pick another"
-                         ) from err
+        first = (str(err).splitlines() or [""])[0]
+        cause = err.__class__.__name__ + (f": {first}" if first and len(first) <= 60 else "")  # not torch's essays
+        raise ValueError(f"{Path(path).name} is not a readable PyTorch weights file ({cause}): it may be truncated, "
+                         "or not a .pth/.pt file; copy it again or pick another") from err
     for wrapper in ("state_dict", "model"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
             loaded = loaded[wrapper]

@@ -96,7 +96,11 @@ def build_validation_warning(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, 
     """A warning, hidden unless the project's validation split is too small to judge a run (what to do included);
     it follows the project. Returns its refresh `(fn, inputs, outputs)` for the caller to run on page load and when
     the tab is opened (a carve or an import elsewhere may have changed it)."""
-    warning = gr.Markdown(visible=False, elem_id="finetune-val-warning", latex_delimiters=[])
+    # filled when the page is built, so it is in place before the first click: a warning that appears later pushes
+    # the controls below it down under the pointer (a click meant for "Advanced settings" missed it)
+    first = finetune_checks.validation_warning(deps, project.value)
+    warning = gr.Markdown(first["value"], visible=first["visible"], elem_id="finetune-val-warning",
+                          latex_delimiters=[])
 
     def refresh(name: str | None) -> Any:
         return finetune_checks.validation_warning(deps, name)
