@@ -113,12 +113,16 @@ def _set_groups(planned: list[PlannedImage], added: list[tuple[Image, bool]], su
 
 
 def _split_counts(planned: list[PlannedImage], added: list[tuple[Image, bool]]) -> dict[str, dict[str, int]]:
-    """split -> class -> images of this import (the split the project holds them in)."""
+    """split -> class -> images of this import (the split the project holds them in); identical files count once,
+    as the project stores them once (10,000 copies of one PNG were reported as 10,000 images, issue 24)."""
     counts: dict[str, dict[str, int]] = {}
+    seen: set[tuple[int, str]] = set()
     for plan, (image, _) in zip(planned, added):
         per_class = counts.setdefault(image.split, {})
         for label in plan.labels or ["(no label)"]:
-            per_class[label] = per_class.get(label, 0) + 1
+            if (image.id, label) not in seen:
+                seen.add((image.id, label))
+                per_class[label] = per_class.get(label, 0) + 1
     return counts
 
 

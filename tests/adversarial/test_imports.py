@@ -276,3 +276,19 @@ def test_an_import_over_500_boxes_on_one_image_is_refused_naming_it(cli: Cli, se
     assert import_coco(cli, coco(sets, annotations=[  # 500 there already: one more through a later import is not
         {"id": 9, "image_id": 1, "category_id": 1, "bbox": [35, 25, 2, 2]}])) == 2
     assert "a.png: 501 boxes on one image (those it has and those imported)" in caplog.text
+
+
+# --- issue 24 item 10: a report counts the images that were stored ----------------------------------------------
+
+
+def test_identical_files_are_reported_as_the_images_stored(cli: Cli, sets: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(12):  # twelve copies of one red image, one blue image
+        write_image(sets / "folder" / "red" / f"copy{i:02d}.png", color=(200, 10, 10))
+    write_image(sets / "folder" / "blue" / "b.png", color=(10, 10, 200))
+    assert cli("import", "folder", str(sets / "folder"), "--project", "p", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert image_count(cli.engine) == 2
+    reported = sum(n for per_class in out["split_counts"].values() for n in per_class.values())
+    assert reported == 2, out["split_counts"]  # was 13: one line per file, not per image stored
+    assert {c for per_class in out["split_counts"].values() for c in per_class} == {"red", "blue"}
