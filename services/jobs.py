@@ -65,12 +65,12 @@ class TrainResult:
     after: dict[str, Any] | None = None
     message: str = ""
     config: dict[str, Any] = field(default_factory=dict)
-    # what the run did, also stored on its row (`TrainingRun.summary`): outcome "improved" | "no_improvement",
-    # stop_reason, kept_epoch (0: the starting model), selection_rule, epochs
+    # what the run did, also stored on its row (`TrainingRun.summary`): outcome "improved" | "no_improvement" |
+    # "at_chance", stop_reason, kept_epoch (0: the starting model), selection_rule, epochs (and "chance" when at chance)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field, with the run's outcome ("improved" / "no_improvement") on top."""
+        """A JSON-safe dict of every field, with the run's outcome (`summary["outcome"]`) on top."""
         return {**asdict(self), "checkpoints": list(self.checkpoints), "outcome": self.summary.get("outcome")}
 
 
@@ -269,7 +269,7 @@ def _summarise(engine: Database, settings: Settings, plan: RunPlan, result: Fine
         current = active_checkpoint(session, plan.project_id)
         outcome = TrainResult(**common, best_checkpoint=str(best_path), best_checkpoint_id=best.id if best else None,
                               active_checkpoint_id=current.id if current else None, before=before, after=after)
-    return replace(outcome, message=_at_chance(result, after) if result.at_chance else _outcome(before, after))
+    return replace(outcome, message=_at_chance(result, before, after) if result.at_chance else _outcome(before, after))
 
 
 def _fail(engine: Database, run_id: int, error: str) -> None:
@@ -287,11 +287,12 @@ def run_summary(result: FineTuneResult) -> dict[str, Any]:
     return {**summary, "chance": result.at_chance} if result.at_chance else summary
 
 
-def _at_chance(result: FineTuneResult, after: dict[str, Any] | None) -> str:
-    """The run line of a run whose kept epoch is no better than answering the commonest class."""
+def _at_chance(result: FineTuneResult, before: dict[str, Any], after: dict[str, Any] | None) -> str:
+    """The run line of a run whose kept epoch is no better than answering the commonest class (`before`/`after`:
+    the test figures, measured the same way)."""
     chance = result.at_chance or {}
     kept = float((result.best or {}).get("metrics", {}).get("accuracy") or 0.0)
-    done = _outcome(result.base_metrics, after) if after else "finished"
+    done = _outcome(before, after)
     return (f"{AT_CHANCE}: the kept epoch's validation accuracy {kept:.3f} is within noise of always answering the "
             f"commonest class ({chance.get('majority', 0):.3f}; below {chance.get('threshold', 0):.3f} on "
             f"{chance.get('images', 0)} images). Train longer (a bigger time budget), check the labels, or start "

@@ -73,7 +73,7 @@ class AdaptiveSchedule:
     saturated: float = 0.99
     min_epochs: int = 3
     patience: int = 3  # stalled epochs in a row at the ceiling before the run stops
-    fresh: bool = False  # a new or just-converted model: it must improve once before a stall can end the run
+    fresh: bool = False  # a new or just-converted model: it must be trained (rule 4) before a stall can end the run
     stalls_at_ceiling: int = 0
     trained: bool = True  # set from `fresh` by `start`: False until accuracy/F1 is half way from its start to 1
     start_primary: float = 0.0  # the starting model's accuracy/F1
@@ -99,7 +99,8 @@ class AdaptiveSchedule:
         self.epochs += 1
         score = decision_point(metrics)
         best = self.best_score
-        small = decision_support(metrics) > 0 and too_small_to_judge(decision_support(metrics))
+        support = decision_support(metrics)
+        small = support > 0 and too_small_to_judge(support)
         if best is None or score[0] > best[0] + self.min_delta:
             outcome = "improved"
         elif score[0] < best[0] - self.collapse or score[1] < best[1] - self.collapse:
@@ -107,7 +108,8 @@ class AdaptiveSchedule:
         else:
             outcome = "stalled"
         seen = outcome  # before rule 5
-        if small and outcome == "collapsed" and seen != (self.log[-1]["seen"] if self.log else ""):
+        previous = self.log[-1]["seen"] if self.log else ""
+        if small and outcome == "collapsed" and previous != "collapsed":
             outcome = "stalled"  # rule 5: one epoch on a small split cannot tell a collapse from noise
         if score[1] >= self.start_primary + (1.0 - self.start_primary) / 2:  # rule 4: half way to 1
             self.trained = True
