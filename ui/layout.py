@@ -25,7 +25,7 @@ from ui.tabs.compare import build_compare_tab
 from ui.tabs.data import build_data_tab
 from ui.tabs.explain import build_explain_tab
 from ui.tabs.explore import build_explore_tab
-from ui.tabs.finetune import build_finetune_tab, build_validation_warning
+from ui.tabs.finetune import WARNING_QUEUE, build_finetune_tab, build_validation_warning
 from ui.tabs.models import build_models_tab
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,8 @@ def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Bl
         gr.Button(visible=False).click(lambda: gr.update(choices=explore.project_names(deps)), None, project,
                                        api_name="projects")
 
-        def project_choices(current: str | None) -> Any:
-            """Projects made since the server started (an import, a new project) appear on the next page load."""
-            fresh = explore.project_names(deps)
-            return gr.update(choices=fresh, value=current if current in fresh or not fresh else fresh[0])
-
-        demo.load(project_choices, project, project, api_visibility="private", show_progress="hidden")
+        demo.load(lambda current: explore.project_choices(deps, current), project, project,
+                  api_visibility="private", show_progress="hidden")
         # filters with counts, cached mean maps and the gallery on the first load; counts again when Explore
         # is shown after a save elsewhere; Explain's class list on load, its overlay again when shown
         for fn, inputs, outputs in (explore_parts["load"], explain_widgets["load"]):
@@ -134,8 +130,8 @@ def build_demo(deps: AppDeps, preparing: DemoPreparation | None = None) -> gr.Bl
         demo.load(poll, poll_inputs, poll_outputs, api_visibility="private", show_progress="hidden")
         finetune_tab.select(poll, poll_inputs, poll_outputs, api_visibility="private", show_progress="hidden")
         # the validation warning on load and when the tab is shown (an import or a carve may have changed the split)
-        demo.load(*val_check, api_visibility="private", show_progress="hidden")
-        finetune_tab.select(*val_check, api_visibility="private", show_progress="hidden")
+        demo.load(*val_check, api_visibility="private", show_progress="hidden", concurrency_id=WARNING_QUEUE)
+        finetune_tab.select(*val_check, api_visibility="private", show_progress="hidden", concurrency_id=WARNING_QUEUE)
     return demo
 
 

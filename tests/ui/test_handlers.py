@@ -52,6 +52,15 @@ def test_unknown_project_is_a_user_error(tiny: TinyProject) -> None:
         _page(tiny.__class__(tiny.deps, "nope", [], 0))
 
 
+def test_the_page_load_refresh_of_the_project_list_never_moves_the_users_pick(tiny: TinyProject) -> None:
+    """A page-load answer that lands after the user picked a project must not set the picker back: it names the
+    choices only, and picks a project only when the page's one is gone (deleted, renamed)."""
+    kept = explore.project_choices(tiny.deps, tiny.name)
+    assert kept["choices"] == [tiny.name] and "value" not in kept
+    gone = explore.project_choices(tiny.deps, "deleted meanwhile")
+    assert gone["value"] == tiny.name
+
+
 def test_explanation_is_cached_and_scores_sum_to_one(tiny: TinyProject) -> None:
     first = explain.explain_image(tiny.deps, tiny.name, tiny.image_ids[0], "B-cos", "Input", "cool")
     overlay, colour, scores, info = first

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import gradio as gr
+
 from services import catalog
 from services.catalog import GalleryFilter, GalleryPage, GalleryRow
 from ui.data.display import thumbnail
@@ -31,6 +33,18 @@ def project_names(deps: AppDeps) -> list[str]:
     """Names of every project, alphabetically."""
     with user_errors():
         return catalog.project_names(deps.engine)
+
+
+def project_choices(deps: AppDeps, current: str | None) -> dict[str, Any]:
+    """The project picker on page load: projects made since the server started (an import, a new project) appear.
+
+    The value is set only when the page's project is gone: this answer can land after the user has picked another
+    project (a loaded server answers page-load events late), and setting the value it was sent with would snap the
+    picker back to the page's first project, and every tab with it."""
+    fresh = project_names(deps)
+    if current in fresh or not fresh:
+        return gr.update(choices=fresh)
+    return gr.update(choices=fresh, value=fresh[0])
 
 
 def project_filters(deps: AppDeps, project: str) -> dict[str, list[str]]:

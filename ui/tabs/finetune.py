@@ -92,6 +92,11 @@ def build_finetune_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[A
     return poll, poll_inputs, poll_outputs
 
 
+# the warning's refreshes (page load, tab shown, project changed) answer one at a time, in the order they were asked:
+# two in flight at once could land out of order and leave the warning about a project the user has left
+WARNING_QUEUE = "finetune-validation-warning"
+
+
 def build_validation_warning(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any], list[Any]]:
     """A warning, hidden unless the project's validation split is too small to judge a run (what to do included);
     it follows the project. Returns its refresh `(fn, inputs, outputs)` for the caller to run on page load and when
@@ -105,5 +110,6 @@ def build_validation_warning(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, 
     def refresh(name: str | None) -> Any:
         return finetune_checks.validation_warning(deps, name)
 
-    project.change(refresh, project, warning, api_visibility="private", show_progress="hidden")
+    project.change(refresh, project, warning, api_visibility="private", show_progress="hidden",
+                   concurrency_id=WARNING_QUEUE)
     return refresh, [project], [warning]
