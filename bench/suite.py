@@ -49,6 +49,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import peers
 from core.bcos import build_model
 from core.data import ImageRecord
 from core.data.shortcuts import BENCHMARKS, ShortcutConfig, aligned_groups, generate_shortcut_dataset, shortcut_records
@@ -177,7 +178,8 @@ def _boxed_train(name: str, directory: Path, fraction: float, shift: float, seed
 # `CANDIDATE` holds overrides of a recipe under test (empty: the defaults); `OLD_ONE_CLICK` is the one click before.
 CANDIDATE: dict[str, Any] = {}
 OLD_ONE_CLICK: dict[str, Any] = {"schedule": "fixed", "epochs": 2, "lr": 1e-4, "counterfactuals": 0.0}
-RECIPE_KEYS = ("schedule", "epochs", "lr", "budget_s", "counterfactuals", "lam", "layer", "target", "box_dilation")
+RECIPE_KEYS = ("schedule", "epochs", "lr", "budget_s", "counterfactuals", "lam", "layer", "target", "box_dilation",
+               "upweight_errors")
 
 
 def one_click(name: str, seed: int, baseline_epochs: int, cache: Path, *, lam: float | None = None,
@@ -205,6 +207,8 @@ def one_click(name: str, seed: int, baseline_epochs: int, cache: Path, *, lam: f
             "threads": torch.get_num_threads(),
             "lrs": [h.get("lr") for h in result.history],
             "epochs_run": len(result.history), "best_epoch": result.best["epoch"] if result.best else 0,
+            "val_worst_group": (result.best or {"metrics": result.base_metrics})["metrics"].get("worst_group_accuracy"),
+            "upweighted": result.upweighted,
             "stop_reason": getattr(result, "stop_reason", ""),
             "val_worst_group_curve": [round(h.get("worst_group_accuracy") or 0.0, 3) for h in result.history],
             "val_epg_curve": [round(h.get("epg") or 0.0, 3) for h in result.history], **metrics}
@@ -217,6 +221,22 @@ def part_guided(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str
     control = {"part": "control", **one_click(name, seed, epochs, cache, lam=0.0, counterfactuals=0.0,
                                               replay=guided["lrs"])}
     return [guided, control]
+
+
+PAPER_RECIPE: dict[str, Any] = {"layer": "input", "target": "class", "lam": 1e-3, "lr": 1e-4, "counterfactuals": 0.0,
+                                "schedule": "fixed", "epochs": peers.PAPER_EPOCHS}
+
+
+def part_peers(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
+    """The methods a user would pick instead (bench/peers.py), on the same data, seed and budget as the one click:
+    ERM (no boxes, the one click's schedule), the paper's recipe, JTT, GroupDRO and DFR."""
+    directory = dataset(name, ShortcutConfig(), cache)
+    data = train_data(name, directory)
+    test = shortcut_records(name, directory, "test")
+    rows = [{"part": "peer", "variant": "ERM", **one_click(name, seed, epochs, cache, lam=0.0, counterfactuals=0.0)},
+            {"part": "peer", "variant": "paper recipe", **one_click(name, seed, epochs, cache, **PAPER_RECIPE)}]
+    return rows + peers.peer_rows(name, seed, data, baseline_path(name, epochs, cache),
+                                  lambda model: test_metrics(name, model, data, test))
 
 
 def part_old(name: str, seed: int, epochs: int, cache: Path) -> list[dict[str, Any]]:
@@ -309,7 +329,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
         keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "epg", "epg_contrast", "epochs_run", "seconds")
         lines = _summary_lines(runs, "part", ("guided", "control", "old one click"), keys)
         out += [*_table(("benchmark", "run", "seeds", *keys), lines), ""]
-    for part in ("ablation", "target"):
+    for part in ("ablation", "target", "peer"):
         found = [r for r in rows if r["part"] == part]
         if found:
             keys = ("worst_group_accuracy", "aligned_accuracy", "accuracy", "f1", "epg")
@@ -359,7 +379,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     parser.add_argument("--parts", nargs="+", default=["learn", "baseline", "guided", "boxes"],
-                        choices=["learn", "baseline", "guided", "old", "boxes", "ablation", "target"])
+                        choices=["learn", "baseline", "guided", "old", "boxes", "ablation", "target", "peers"])
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="TrainConfig overrides of the recipe under test (the guided run; not the peers)")
+    parser.add_argument("--jtt-factors", type=float, nargs="+", default=list(peers.JTT_FACTORS))
+    parser.add_argument("--dro-steps", type=float, nargs="+", default=list(peers.DRO_STEPS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--learn-epochs", type=int, default=8)
     parser.add_argument("--baseline-epochs", type=int, default=6)
@@ -371,6 +395,10 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="write the box-budget plot (PNG) here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        CANDIDATE[key] = TrainConfig.from_dict({key: value}).to_dict()[key]  # typed and validated as the CLI does
+    peers.JTT_FACTORS, peers.DRO_STEPS = tuple(args.jtt_factors), tuple(args.dro_steps)
     if args.from_log:
         rows = [json.loads(line) for path in args.from_log for line in path.read_text().splitlines()
                 if line.startswith("{")]
@@ -397,6 +425,8 @@ def main() -> None:
                     emit(part_target(name, seed, args.baseline_epochs, args.cache))
                 if "ablation" in args.parts:
                     emit(part_ablation(name, seed, args.baseline_epochs, args.cache))
+                if "peers" in args.parts:
+                    emit(part_peers(name, seed, args.baseline_epochs, args.cache))
                 if "boxes" in args.parts:
                     emit(part_boxes(name, seed, args.baseline_epochs, args.cache, args.box_variants))
     print(tables(rows))

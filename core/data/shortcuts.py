@@ -1,7 +1,8 @@
-"""The shortcut benchmark suite (issue 13): four deterministic synthetic sets, each with a planted cue.
+"""The shortcut benchmark suite (issues 13, 22): five deterministic synthetic sets, each with a planted cue.
 
 The demo (:mod:`core.data.synthetic`) shows one kind of shortcut: a colour-defined object with a colour badge.
-A recipe tuned on it learns that set, so the suite adds three other kinds of object and cue:
+A recipe tuned on it learns that set, so the suite adds four other kinds of object and cue (``mark``'s cue moves:
+no fixed region can be erased to remove it):
 
 | name | classes | object (the true feature) | cue (the shortcut) |
 |---|---|---|---|
@@ -9,6 +10,7 @@ A recipe tuned on it learns that set, so the suite adds three other kinds of obj
 | ``shape`` | circle, square | outline: circle vs rotated square, any colour | yellow/blue 12 px square, bottom-right |
 | ``texture`` | stripes, dots | fill pattern of a blob, random colour | background: "land" (olive) vs "water" (blue) |
 | ``multilabel`` | stripes, dots, checks | 1–2 textured blobs, several labels per image | one badge per class, top row |
+| ``mark`` | circle, square | as ``shape`` | yellow/blue thin bar, random place along a random edge (a ruler, ink) |
 
 Every set: 64×64 RGB; train 2,000 images with the cue agreeing with the class on 95% of them (per class);
 val 400 and test 800 with the cue lying on half the images; a tight object box for every object (ground truth
@@ -160,8 +162,17 @@ def _render_shape(rng: np.random.Generator, labels: tuple[int, ...], cues: tuple
         cx, cy = rng.uniform(radius + 1.0, size - 1.0 - radius, size=2)
         if cx + radius <= x0 - 3 or cy + radius <= y0 - 3:
             break
-    x, y = _grid(size)
-    if labels[0] == 0:
+    image, mask = _paint_shape(rng, image, labels[0], cx, cy, radius)
+    if cues:
+        image[y0:y1, x0:x1] = SHAPE_CUE_COLOURS[cues[0]]
+    return _finish(image, rng), [(_tight_box(mask), labels[0])]
+
+
+def _paint_shape(rng: np.random.Generator, image: np.ndarray, label: int, cx: float, cy: float,
+                 radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """A circle (0) or a randomly rotated square (1) of about the same area, in a random muted colour."""
+    x, y = _grid(image.shape[0])
+    if label == 0:
         mask = np.hypot(x - cx, y - cy) <= radius * 0.85  # about the area of the square below
     else:
         angle = rng.uniform(0.0, np.pi / 2)
@@ -169,10 +180,30 @@ def _render_shape(rng: np.random.Generator, labels: tuple[int, ...], cues: tuple
         v = -np.sin(angle) * (x - cx) + np.cos(angle) * (y - cy)
         mask = np.maximum(np.abs(u), np.abs(v)) <= radius * 0.7
     colour = _muted_colour(rng)
-    shading = 1.0 + 0.2 * (_smooth_noise(rng, size, 2, 1) - 0.5)
-    image = np.where(mask[:, :, None], colour * shading, image)
+    shading = 1.0 + 0.2 * (_smooth_noise(rng, image.shape[0], 2, 1) - 0.5)
+    return np.where(mask[:, :, None], colour * shading, image), mask
+
+
+MARK_MARGIN = 6  # the edge band the moving mark lies in; objects stay inside it
+MARK_THICKNESS = 3
+
+
+def _render_mark(rng: np.random.Generator, labels: tuple[int, ...], cues: tuple[int, ...], size: int) -> Rendered:
+    """The shape benchmark's circle (0) or square (1), with a cue that moves: a thin bar (3 px, 14-24 px long,
+    yellow suggests "circle", blue "square") at a random place along a random edge, like a ruler or an ink mark."""
+    image = _background(rng, size)
+    radius = rng.uniform(10.0, 15.0)
+    cx, cy = rng.uniform(MARK_MARGIN + radius + 1.0, size - MARK_MARGIN - 1.0 - radius, size=2)
+    image, mask = _paint_shape(rng, image, labels[0], cx, cy, radius)
+    edge = int(rng.integers(4))  # top, bottom, left, right
+    length = int(rng.integers(14, 25))
+    start = int(rng.integers(2, size - 2 - length))
+    offset = int(rng.integers(1, MARK_MARGIN - MARK_THICKNESS + 1))  # inside the band, off the very border
+    across = (offset, offset + MARK_THICKNESS) if edge in (0, 2) else (size - offset - MARK_THICKNESS, size - offset)
+    along = (start, start + length)
     if cues:
-        image[y0:y1, x0:x1] = SHAPE_CUE_COLOURS[cues[0]]
+        rows, cols = (across, along) if edge < 2 else (along, across)
+        image[rows[0]:rows[1], cols[0]:cols[1]] = SHAPE_CUE_COLOURS[cues[0]]
     return _finish(image, rng), [(_tight_box(mask), labels[0])]
 
 
@@ -244,11 +275,14 @@ BENCHMARKS: dict[str, Benchmark] = {
                          "background (colour)"),
     "multilabel": Benchmark("multilabel", TEXTURE_CLASSES, ("cue-agrees", "cue-lies"), True, "texture, 1-2 objects",
                             "one badge per class (colour)"),
+    "mark": Benchmark("mark", ("circle", "square"), _single_groups(("circle", "square")), False, "shape",
+                      "a thin bar anywhere along any edge (colour): a moving mark"),
 }
 _RENDERERS: dict[str, Callable[[np.random.Generator, tuple[int, ...], tuple[int, ...], int], Rendered]] = {
     "shape": _render_shape,
     "texture": _render_texture,
     "multilabel": _render_multi,
+    "mark": _render_mark,
 }
 
 

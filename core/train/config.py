@@ -125,6 +125,11 @@ class TrainConfig:
                                      "image's boxes pasted on another boxed image, same label (0: none; only with "
                                      "λ > 0)",
                                      minimum=0.0, maximum=4.0, step=0.25)
+    # issue 22: the one click learns from every training image, not only the boxed ones (core/train/upweight.py)
+    upweight_errors: float = setting(1.0, "Up-weight the start's errors", "draw the training images the starting "
+                                     "model gets wrong this many times as often (Just Train Twice; 1: off; not "
+                                     "for a new model, whose errors are noise)",
+                                     minimum=1.0, maximum=1000.0)
     box_dilation: float = setting(0.0, "Box dilation", "grow every box side by this fraction of its size",
                                   minimum=0.0, maximum=1.0, step=0.05)
     seed: int = setting(0, "Seed", "random seed", minimum=0, ui=False)

@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
+from core.data import collate_guidance
 from core.explain import EXPLAINERS
 from core.train import distributed as dist_utils
 from core.train.checkpoint import save_checkpoint
@@ -24,6 +26,7 @@ from core.train.loop import (
     build_loader,
     channels_last,
     recalibrate_norm,
+    resampled,
     resolve_device,
     run_evaluation,
     seed_everything,
@@ -32,6 +35,7 @@ from core.train.loop import (
 )
 from core.train.schedule import AdaptiveSchedule
 from core.train.selection import SELECTION_RULE, ParetoArchive, best_by_decisions, selection_point
+from core.train.upweight import error_sampler, training_errors
 from core.train.validation import chance_level
 
 log = logging.getLogger(__name__)
@@ -115,9 +119,12 @@ def fine_tune(
                               image_size=data.image_size, multi_label=data.multi_label, device=device,
                               seed=cfg.seed) if cfg.counterfactuals > 0 and cfg.lam > 0 and annotated.numel() else None
     base = run_evaluation(model, val_loader, data, cfg, device).metrics  # every rank: its shard, gathered
+    train_loader, upweighted = _upweight_errors(model, train_loader, data, cfg, device, fresh=fresh)
     emit(TrainEvent("start", epochs=cfg.epochs, metrics=base,
                     message=f"{len(data.train)} training images, {annotated.numel()} with boxes"
-                    + (f", box-swap counterfactuals from {bank.size} of them" if bank else "") + f", device {device}"))
+                    + (f", box-swap counterfactuals from {bank.size} of them" if bank else "")
+                    + (f", {upweighted['images']} the starting model gets wrong drawn {upweighted['factor']:g}× as "
+                       "often" if upweighted else "") + f", device {device}"))
     archive, history = ParetoArchive(), []
     plan = list(lr_plan) if lr_plan else None
     epochs = len(plan) if plan else cfg.epochs
@@ -186,12 +193,34 @@ def fine_tune(
     result = FineTuneResult(checkpoints=archive.front, best=best, base_metrics=base, history=history,
                             seconds=time.monotonic() - started, stopped_early=stopped_early, stop_reason=stop_reason,
                             selection_rule=SELECTION_RULE, kept_epoch=chosen["epoch"] if chosen else 0,
-                            epochs=len(history), at_chance=at_chance)
+                            epochs=len(history), at_chance=at_chance, upweighted=upweighted)
     kept = f"kept epoch {result.kept_epoch}" if best else "no epoch beat the starting model: it is kept"
     emit(TrainEvent("done", epoch=len(history), epochs=epochs, progress=1.0,
                     metrics=best["metrics"] if best else {}, checkpoint=best["path"] if best else None,
                     message=f"stopped: {stop_reason}; {kept}; selection: {SELECTION_RULE}"))
     return result
+
+
+def _upweight_errors(model: nn.Module, loader: DataLoader, data: TrainData, cfg: TrainConfig, device: torch.device,
+                     *, fresh: bool) -> tuple[DataLoader, dict[str, Any] | None]:
+    """The training loader, drawing the starting model's training errors `cfg.upweight_errors` times as often
+    (core/train/upweight.py), and what was up-weighted; the loader unchanged when that is off, the model is new
+    (its errors are noise) or the run is distributed (the sampler is per process)."""
+    if cfg.upweight_errors <= 1.0 or fresh:
+        return loader, None
+    if dist_utils.is_distributed():
+        log.warning("up-weighting the starting model's errors is not done in distributed runs; training unweighted")
+        return loader, None
+    ordered = DataLoader(loader.dataset, batch_size=max(loader.batch_size or 1, 64), shuffle=False,
+                         collate_fn=collate_guidance, num_workers=0)
+    errors = training_errors(dist_utils.unwrap(model), ordered, multi_label=data.multi_label, device=device)
+    sampler = error_sampler(data.train, errors, cfg.upweight_errors, cfg.seed)
+    log.info("starting model: %d of %d training images wrong (%.1f%%)%s", len(errors.keys), errors.images,
+             100 * errors.share, f"; drawn {cfg.upweight_errors:g}× as often" if sampler else "; nothing up-weighted")
+    if sampler is None:
+        return loader, None
+    return resampled(loader, sampler), {"images": len(errors.keys), "of": errors.images,
+                                        "factor": cfg.upweight_errors}
 
 
 def _snapshot(model: nn.Module) -> dict[str, Tensor]:

@@ -55,6 +55,7 @@ class FineTuneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    upweighted: dict[str, Any] | None = None  # the error set drawn more often (core/train/upweight.py), or None
     stop_reason: str = ""  # why the run ended (the adaptive schedule's decision, the epoch count, min_metric)
     selection_rule: str = ""  # how `best` was chosen, in words (core.train.selection.SELECTION_RULE)
     kept_epoch: int = 0  # the epoch `best` comes from; 0: the starting model won the selection (best is None)
@@ -112,6 +113,12 @@ def build_loader(records: Sequence[ImageRecord], data: TrainData, batch_size: in
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       collate_fn=collate_guidance, num_workers=0, generator=generator)
+
+
+def resampled(loader: DataLoader, sampler: torch.utils.data.Sampler) -> DataLoader:
+    """`loader`'s dataset (and its decoded-image cache) drawn by `sampler` instead, same batch size."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, collate_fn=collate_guidance,
+                      num_workers=0)
 
 
 def to_device(batch: dict[str, Tensor], device: torch.device, annotated: Tensor | None = None) -> GuidanceBatch:
