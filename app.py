@@ -5,9 +5,9 @@
 
 Global options come before the command; each also reads an environment variable
 (`GUIDANCE_DATA_DIR`, `GUIDANCE_DB_URL`, `GUIDANCE_HOST`, `GUIDANCE_PORT`, `GUIDANCE_DEVICE`,
-`GUIDANCE_AUTH`). Every command lives in a module that exposes `register(subparsers)` — the browser
-app in `ui/serve.py`, the others in `services/commands/`; heavy imports (torch, gradio) happen inside
-the command, so `python app.py projects` stays quick.
+`GUIDANCE_AUTH`, `GUIDANCE_IMPORT_ROOTS`). Every command lives in a module that exposes `register(subparsers)` —
+the browser app in `ui/serve.py`, the others in `services/commands/`; heavy imports (torch, gradio) happen
+inside the command, so `python app.py projects` stays quick.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from common.cpus import thread_env  # noqa: E402
 # (spinning threads on shared cores cost 2-40x; bench/RESULTS.md). The trainer subprocess inherits them.
 thread_env()
 
-from services.settings import Settings, env_default  # noqa: E402
+from services.settings import Settings, env_default, env_paths  # noqa: E402
 
 log = logging.getLogger("guidance")
 
@@ -78,6 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         port=int(getattr(args, "port", None) or env_default("port", "7860")),
         device=args.device,
         auth=getattr(args, "auth", None) or env_default("auth", ""),
+        import_roots=tuple(Path(p) for p in getattr(args, "import_root", None) or ()) or env_paths("import_roots"),
     )
 
 
@@ -89,12 +90,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*argv, "serve"])
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_from_args(args)
     try:
-        return int(args.run(settings, args) or 0)
+        return int(args.run(settings_from_args(args), args) or 0)
     except KeyboardInterrupt:
         log.warning("interrupted")
         return 130
+    except Exception as exc:  # one line naming the file or setting and what to do, never a traceback
+        from services.commands.failures import command_failure
+
+        code, line = command_failure(exc)
+        if line:
+            log.error("%s", line)
+        log.debug("the failure in full:", exc_info=True)
+        return code
 
 
 if __name__ == "__main__":

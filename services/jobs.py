@@ -24,14 +24,14 @@ from core.train.fine_tune import FineTuneResult, fine_tune
 from services.checkpoints import resolve_checkpoint
 from services.database import Database, open_store, run_heartbeat_interval_s
 from services.datasets import project_train_data
-from services.errors import ConflictError
+from services.errors import ConflictError, DatabaseBusyError, DatabaseMissingError, DataDirUnavailableError
 from services.evaluation import announce_run_evaluations, evaluate_checkpoint, follow_run_evaluations
 from services.model_factory import is_fresh
 from services.models import checkpoint_file, model_device
-from services.runs import AT_CHANCE, NO_IMPROVEMENT, queue_run
+from services.runs import AT_CHANCE, NO_IMPROVEMENT, failure_cause, queue_run, run_log_path
 from services.settings import Settings
 from services.training import RunReporter, prune_dropped_checkpoints
-from store.db import session_scope
+from store.db import check_database, session_scope
 from store.models_runs import Checkpoint
 from store.projects import get_project
 from store.queries import count_images
@@ -47,6 +47,11 @@ from store.runs import (
 )
 
 log = logging.getLogger(__name__)
+
+# The trainer waits longer than a person for another process's write lock (an import may hold it for seconds):
+# a run must not fail because someone imported while it trained.
+TRAINER_BUSY_TIMEOUT_S = 30.0
+LOST_STORE = (DataDirUnavailableError, DatabaseMissingError)  # nothing can be recorded: the process stops
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def evaluate_reference(settings: Settings, project: str, ref: str, *, split: str
     the per-image results, return the summary. Under torchrun each rank evaluates a shard; rank 0 stores."""
     dist_utils.init_from_env(model_device(settings))
     try:
-        with session_scope(open_store(settings, upgrade_schema=dist_utils.is_rank0())) as session:
+        with session_scope(open_store(settings, upgrade_schema=dist_utils.is_rank0(), create=False)) as session:
             proj = get_project(session, project)
             checkpoint = resolve_checkpoint(session, settings, proj, ref)
             return evaluate_checkpoint(session, settings, proj, checkpoint, split=split, attribution=attribution,
@@ -113,7 +118,7 @@ def train_project(settings: Settings, *, project: str, overrides: dict[str, Any]
         run_id = 0
         if dist_utils.is_rank0():
             try:
-                run_id = queue_run(open_store(settings), settings, project, overrides, base=base)
+                run_id = queue_run(open_store(settings, create=False), settings, project, overrides, base=base)
             except (ValueError, ConflictError) as exc:
                 log.error("%s", exc)
                 run_id = -1
@@ -132,7 +137,8 @@ def execute_run(settings: Settings, run_id: int, *, activate: bool = False, canc
     """`app.py train --run ID`: execute a queued run. Rank 0 owns the row and the files; other ranks train
     alongside without writing."""
     dist_utils.init_from_env(model_device(settings))
-    engine = open_store(settings, upgrade_schema=dist_utils.is_rank0())
+    engine = open_store(settings, upgrade_schema=dist_utils.is_rank0(), create=False,
+                        busy_timeout_s=TRAINER_BUSY_TIMEOUT_S)
     rank0 = dist_utils.is_rank0()
     try:
         plan = _plan(engine, settings, run_id, claim=rank0)
@@ -141,6 +147,14 @@ def execute_run(settings: Settings, run_id: int, *, activate: bool = False, canc
         if rank0:
             _fail(engine, run_id, str(exc))
         return TrainResult(run_id=run_id, status="failed", error=str(exc))
+    except LOST_STORE:
+        raise
+    except Exception as exc:  # an unreadable image or checkpoint file: one line on the row, the traceback in the log
+        check_database(engine)  # files missing because the data folder went: that is the cause to report
+        cause = record_failure(settings, run_id, exc)
+        if rank0:
+            _fail(engine, run_id, cause)
+        return TrainResult(run_id=run_id, status="failed", error=cause)
     if not rank0:
         base = load_checkpoint(plan.base_path, map_location=model_device(settings),
                                expected_classes=list(plan.data.classes))
@@ -154,7 +168,7 @@ def execute_run(settings: Settings, run_id: int, *, activate: bool = False, canc
         follow_run_evaluations(engine, settings, project_id=plan.project_id, base_id=plan.base_id,
                                split=plan.eval_split, attribution=plan.config.attribution)
         return TrainResult(run_id=run_id, status=status)
-    with _heartbeats(engine, run_id):
+    with _heartbeats(engine, run_id, cancel):
         return _execute(engine, settings, plan, activate=activate, cancel=cancel, progress_bar=progress_bar)
 
 
@@ -183,9 +197,27 @@ def _plan(engine: Database, settings: Settings, run_id: int, *, claim: bool) -> 
                        "test" if has_test else config.eval_split, fresh)
 
 
+def record_failure(settings: Settings, run_id: int, exc: BaseException) -> str:
+    """Append `exc`'s traceback to the run's log file (under the data dir) and return its one-line cause, which
+    the run row keeps and the UI shows with the log's path. The traceback never reaches a user."""
+    user_caused = isinstance(exc, (ValueError, CheckpointError, ConflictError, DatabaseBusyError, *LOST_STORE))
+    cause = failure_cause(str(exc) if user_caused else f"{exc.__class__.__name__}: {exc}")
+    path = run_log_path(settings, run_id)
+    try:
+        if settings.data_dir.is_dir():  # never re-create a data folder that was removed
+            path.parent.mkdir(exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"run {run_id} failed: {cause}\n{''.join(traceback.format_exception(exc))}")
+    except OSError as error:
+        log.warning("run %d: could not write its traceback to %s (%s)", run_id, path, error.strerror)
+    log.error("run %d failed: %s. Full log: %s", run_id, cause, path)
+    return cause
+
+
 @contextmanager
-def _heartbeats(engine: Database, run_id: int) -> Iterator[None]:
-    """Touch the run row every few seconds while the body runs (also during long evaluations)."""
+def _heartbeats(engine: Database, run_id: int, cancel: threading.Event) -> Iterator[None]:
+    """Touch the run row every few seconds while the body runs (also during long evaluations). A data folder
+    found gone or read-only stops the run (`cancel`): nothing it does could be recorded."""
     stop = threading.Event()
 
     def beat() -> None:
@@ -193,6 +225,11 @@ def _heartbeats(engine: Database, run_id: int) -> Iterator[None]:
             try:
                 with session_scope(engine) as session:
                     heartbeat(session, run_id)
+            except LOST_STORE as exc:
+                if getattr(exc, "first", True):
+                    log.error("run %d stops: %s", run_id, exc)
+                cancel.set()
+                return
             except Exception:  # a missed beat is retried; the run must not die of it
                 log.warning("run %d: heartbeat failed", run_id, exc_info=True)
 
@@ -212,17 +249,25 @@ def _execute(engine: Database, settings: Settings, plan: RunPlan, *, activate: b
     reporter = RunReporter(engine, settings, run_id=plan.run_id, project_id=plan.project_id, parent_id=plan.base_id,
                            bar=bar)
     status, error, result = "failed", None, None
+
+    def report(event: Any) -> None:  # nothing is written (files or rows) once the data folder is gone
+        check_database(engine)
+        reporter(event)
+
     try:
         base = load_checkpoint(plan.base_path, map_location=model_device(settings),
                                expected_classes=list(plan.data.classes))
         result = fine_tune(base.model, plan.data, plan.config, out_dir=settings.checkpoint_dir,
-                           parent_sha=base.sha256, on_event=reporter, should_stop=cancel.is_set, fresh=plan.fresh)
+                           parent_sha=base.sha256, on_event=report, should_stop=cancel.is_set, fresh=plan.fresh)
         status = "succeeded"
     except TrainingCancelled:
         status = "cancelled"
-    except Exception as exc:  # the run row must say what happened, whatever it was
-        error = f"{exc.__class__.__name__}: {exc}"
-        log.error("training run %d failed: %s\n%s", plan.run_id, error, traceback.format_exc())
+        check_database(engine)  # cancelled because the data folder went away: say that, record nothing
+    except LOST_STORE:
+        raise
+    except Exception as exc:  # the run row must say what happened, whatever it was: in one line
+        check_database(engine)  # images missing because the data folder went: that is the cause to report
+        error = record_failure(settings, plan.run_id, exc)
     finally:
         if bar is not None:
             bar.close()
@@ -284,6 +329,8 @@ def run_summary(result: FineTuneResult) -> dict[str, Any]:
     outcome = "no_improvement" if not result.improved else "at_chance" if result.at_chance else "improved"
     summary = {"outcome": outcome, "stop_reason": result.stop_reason, "kept_epoch": result.kept_epoch,
                "selection_rule": result.selection_rule, "epochs": result.epochs}
+    if result.upweighted:
+        summary["upweighted"] = result.upweighted  # the starting model's training errors drawn more often
     return {**summary, "chance": result.at_chance} if result.at_chance else summary
 
 
@@ -320,4 +367,5 @@ def _outcome(before: dict[str, Any], after: dict[str, Any] | None) -> str:
     return "done: " + ", ".join(parts)
 
 
-__all__ = ["RunPlan", "TrainResult", "evaluate_reference", "execute_run", "run_summary", "train_project"]
+__all__ = ["RunPlan", "TrainResult", "evaluate_reference", "execute_run", "record_failure", "run_summary",
+           "train_project"]

@@ -19,10 +19,12 @@ from services.settings import Settings
 from services.validation_split import ValidationCheck, inspect_validation
 from store.db import session_scope
 from store.io.apply import apply_plan
+from store.io.apply import files_in_use as store_files_in_use
 from store.io.coco import parse_coco
 from store.io.csv_files import assign_groups
 from store.io.folder import SplitRule, parse_folder
 from store.io.plan import ImportPlan, ImportSummary, Skipped, to_single_label
+from store.io.report import total
 from store.io.voc import parse_voc
 from store.projects import get_project
 from store.projects import set_image_size as store_set_image_size
@@ -45,6 +47,7 @@ class FolderImport:
     test_fraction: float | None = None
     seed: int = 0
     allow_outside: bool = False
+    name_paths: bool = True  # False: refusals name no server path (an import a browser user asked for)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class VocImport:
     groups_csv: Path | None = None
     task: str = "multi_label"
     allow_outside: bool = False
+    name_paths: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class CocoImport:
     groups_csv: Path | None = None
     task: str = "multi_label"
     allow_outside: bool = False
+    name_paths: bool = True
 
 
 ImportSource = FolderImport | VocImport | CocoImport
@@ -76,7 +81,8 @@ ImportSource = FolderImport | VocImport | CocoImport
 class ImportResult:
     """What an import did (on a dry run: would do). `split_counts`: split -> class -> images of this import;
     `report`: the lines the command prints; `validation`: whether the project's validation split is big enough
-    to judge a run (`validation.warning` says what to do when not)."""
+    to judge a run (`validation.warning` says what to do when not). `skipped` and `report` list at most the first
+    `store.io.report.REPORT_LIMIT` skipped items and count the others (`skipped_total`), however large the input."""
 
     project: str
     project_created: bool
@@ -94,6 +100,7 @@ class ImportResult:
     skipped: tuple[Skipped, ...] = ()
     report: tuple[str, ...] = ()
     validation: ValidationCheck | None = None
+    skipped_total: int = 0  # `skipped` lists the first `store.io.report.REPORT_LIMIT`; this counts them all
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -119,17 +126,18 @@ def parse_source(source: ImportSource) -> ImportPlan:
         _existing(source.boxes_csv, "boxes CSV")
         rule = SplitRule(source.split, source.val_fraction, source.test_fraction, source.seed)
         return parse_folder(source.path, groups_csv=source.groups_csv, boxes_csv=source.boxes_csv, split_rule=rule,
-                            allow_outside=source.allow_outside)
+                            allow_outside=source.allow_outside, name_paths=source.name_paths)
     _check_task(source.task)
     if isinstance(source, VocImport):
         if not Path(source.path).is_dir():
             raise ValueError(f"{source.path} is not a folder")
-        plan = parse_voc(source.path, allow_outside=source.allow_outside)
+        plan = parse_voc(source.path, allow_outside=source.allow_outside, name_paths=source.name_paths)
     else:
         _existing(source.json_path, "COCO JSON")
         if not Path(source.images).is_dir():
             raise ValueError(f"--images {source.images} is not a folder")
-        plan = parse_coco(source.json_path, source.images, split=source.split, allow_outside=source.allow_outside)
+        plan = parse_coco(source.json_path, source.images, split=source.split, allow_outside=source.allow_outside,
+                          name_paths=source.name_paths)
     if source.groups_csv is not None and not plan.problems:
         assign_groups(plan, Path(source.groups_csv))
     if source.task == "single_label":
@@ -145,7 +153,8 @@ def _result(summary: ImportSummary, dry_run: bool, validation: ValidationCheck |
                         summary.labels_added, summary.boxes_added, summary.boxes_existing, summary.groups_set,
                         summary.image_size, summary.image_size_inferred, dry_run,
                         {split: dict(per_class) for split, per_class in summary.split_counts.items()},
-                        tuple(summary.notes), tuple(summary.skipped), tuple(lines), validation)
+                        tuple(summary.notes), tuple(summary.skipped), tuple(lines), validation,
+                        total(summary.skipped))
 
 
 class _DryRun(Exception):
@@ -179,6 +188,12 @@ def import_data(db: Database, settings: Settings, source: ImportSource, *, proje
     return _result(summary, dry_run, validation)
 
 
+def files_in_use(db: Database, settings: Settings, folder: Path) -> set[Path]:
+    """The files under `folder` (in the data dir) that some project's image refers to."""
+    with session_scope(db) as session:
+        return store_files_in_use(session, folder, settings.data_dir)
+
+
 def set_image_size(db: Database, project: str | None, size: object) -> ProjectInfo:
     """Set the side (pixels) of the square a project's images are resized to for training, evaluation and
     explanations: a multiple of 32 in [32, 1024]. ValueError saying what is allowed otherwise."""
@@ -188,7 +203,7 @@ def set_image_size(db: Database, project: str | None, size: object) -> ProjectIn
 
 
 __all__ = ["TASK_CHOICES", "CocoImport", "FolderImport", "ImportResult", "ImportSource", "VocImport",
-           "import_data", "parse_source", "set_image_size"]
+           "files_in_use", "import_data", "parse_source", "set_image_size"]
 
 
 def carve_splits(db: Database, project: str, *, val_fraction: float | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from common.cpus import thread_env
 from core.train.config import TrainConfig
 from services.checkpoints import resolve_checkpoint
 from services.database import Database, run_heartbeat_timeout_s
-from services.errors import ConflictError, NotFoundError
+from services.errors import STORE_ERRORS, ConflictError, DatabaseBusyError, DataDirUnavailableError, NotFoundError
 from services.settings import Settings
 from store.db import session_scope
 from store.models_runs import ACTIVE_RUN_STATUSES, TrainingRun
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_LINES = 25
+MAX_CAUSE_CHARS = 300  # a failed run's cause is one line; the full story is in its log
+# the last error a log names: a logging line "… ERROR name: message" or an exception's "SomeError: message"
+LOG_ERROR = re.compile(r" (?:ERROR|CRITICAL) [\w.]+: (?P<message>.+)$")
+EXCEPTION_LINE = re.compile(r"^(?P<message>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?:: .*)?)$")
 NO_IMPROVEMENT = "no improvement — your model is kept"  # a run whose epochs all lost to its start
 AT_CHANCE = "at chance — not learned yet"  # a run whose kept epoch is within noise of answering the commonest class
 
@@ -110,8 +115,14 @@ def run_why(summary: Mapping[str, Any] | None) -> str:
         return ""
     epoch = int(summary.get("kept_epoch") or 0)
     kept = f"kept epoch {epoch}" if epoch else "kept the starting model (no epoch beat it on validation)"
-    return (f"stopped: {summary.get('stop_reason', '?')} after {summary.get('epochs', '?')} epoch(s); {kept}, by "
-            f"the rule: {summary.get('selection_rule', '')}")
+    why = (f"stopped: {summary.get('stop_reason', '?')} after {summary.get('epochs', '?')} epoch(s); {kept}, by "
+           f"the rule: {summary.get('selection_rule', '')}")
+    weighted = summary.get("upweighted")
+    if isinstance(weighted, Mapping):
+        factor = weighted.get("factor")
+        why += (f"; the {weighted.get('images', '?')} of {weighted.get('of', '?')} training images the starting "
+                f"model got wrong were drawn {f'{factor:g}' if isinstance(factor, int | float) else '?'}× as often")
+    return why
 
 
 def run_line(db: Database, run_id: int | None) -> str:
@@ -178,6 +189,30 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def cause_from_log(text: str) -> str:
+    """The last error a run's log names (a logged ERROR line or an exception's last line), or ""."""
+    for line in reversed(text.splitlines()):
+        match = LOG_ERROR.search(line) or EXCEPTION_LINE.match(line.strip())
+        if match:
+            return failure_cause(match.group("message"))
+    return ""
+
+
+def failure_cause(error: str) -> str:
+    """A run's stored error as one short line (older rows appended the log's last lines: dropped)."""
+    lines = (error or "").split("; last lines of its log:")[0].strip().splitlines()
+    cause = lines[0].rstrip(" .:;") if lines else "no cause was recorded"
+    return cause if len(cause) <= MAX_CAUSE_CHARS else cause[:MAX_CAUSE_CHARS - 1] + "…"
+
+
+def failure_line(settings: Settings, run_id: int, error: str) -> str:
+    """"Run 7 failed: <cause>. Full log: DATA/runs/run-7.log": what a failed run shows, in one line (its
+    traceback, if any, is in the log)."""
+    log_path = run_log_path(settings, run_id)
+    where = f" Full log: {log_path}" if log_path.exists() else ""
+    return f"Run {run_id} failed: {failure_cause(error)}.{where}"
 
 
 def build_config(overrides: Mapping[str, Any]) -> TrainConfig:
@@ -288,8 +323,19 @@ def _watch(engine: Database, run_id: int, process: subprocess.Popen[bytes], log_
     reason = f"the training process exited with code {code} before finishing the run"
     if code < 0:
         reason = f"the training process was killed by signal {-code}"
-    tail = log_tail(log_path)
-    finish_if_active(engine, run_id, reason + (f"; last lines of its log:\n{tail}" if tail else ""))
+    cause = cause_from_log(log_tail(log_path)) if code > 0 else ""
+    error = reason + (f": {cause}" if cause else "")
+    for attempt in range(3):  # a busy database is retried; a lost data folder is reported once
+        try:
+            finish_if_active(engine, run_id, error)
+            return
+        except DatabaseBusyError:
+            log.warning("run %d: the database is busy; marking it failed again (%d/3)", run_id, attempt + 1)
+        except STORE_ERRORS as exc:
+            if not isinstance(exc, DataDirUnavailableError) or exc.first:
+                log.error("run %d ended (%s) but cannot be marked failed: %s", run_id, reason, exc)
+            return
+    log.error("run %d ended (%s); the next look at the runs marks it failed", run_id, reason)
 
 
 def finish_if_active(engine: Database, run_id: int, error: str) -> bool:
@@ -305,9 +351,8 @@ def finish_if_active(engine: Database, run_id: int, error: str) -> bool:
 
 def _view(run: TrainingRun, state: Mapping[str, Any], settings: Settings) -> RunView:
     error = run.error or ""
-    if error and run.status == "failed" and "last lines of its log" not in error:
-        tail = log_tail(run_log_path(settings, run.id), 8)
-        error = error + (f"\nlast lines of its log:\n{tail}" if tail else "")
+    if error:  # one line: a failed run's cause and where its full log is, never a traceback
+        error = failure_line(settings, run.id, error) if run.status == "failed" else failure_cause(error)
     end = run.finished or utcnow()
     elapsed = (end - run.started).total_seconds() if run.started else 0.0
     return RunView(id=run.id, status=run.status, progress=run.progress, message=run.message or "", error=error,
@@ -370,6 +415,9 @@ __all__ = [
     "RunView",
     "build_config",
     "cancel_run",
+    "cause_from_log",
+    "failure_cause",
+    "failure_line",
     "finish_if_active",
     "latest_progress",
     "launch_run",

@@ -24,6 +24,8 @@ class Settings:
     port: int = 7860
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     auth: str = ""  # "user:password" enables login
+    # folders a browser user may import from besides `<data_dir>/imports` (`services.import_roots`)
+    import_roots: tuple[Path, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -54,6 +56,11 @@ class Settings:
             raise ValueError("--auth (or GUIDANCE_AUTH): the password starts or ends with a space; remove it "
                              "(login compares passwords exactly)")
         return user, password
+
+
+def env_paths(name: str, environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The paths in `GUIDANCE_<NAME>`, separated as in PATH (`:`; `;` on Windows); () when unset."""
+    return tuple(Path(part) for part in env_default(name, "", environ).split(os.pathsep) if part.strip())
 
 
 def env_default(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:

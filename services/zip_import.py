@@ -1,18 +1,22 @@
-"""Importing an uploaded zip or a server-side folder: safe extraction, finding the layout, then `import_data`.
+"""Importing an uploaded zip or a server-side folder from the browser: safe extraction, then `import_data`.
 
 A zip is checked entry by entry before anything is written (no absolute path, no `..`, no link or device, no
-encryption, at most `MAX_ZIP_ENTRIES` entries and `MAX_ZIP_BYTES` uncompressed: a zip bomb is refused from its
-directory alone), extracted into a hidden folder under `<data dir>/imports/` and moved to `imports/<name>/` in
-one rename. What it holds is found as a person would: a VOC tree (`Annotations/`), one COCO JSON with its
-images, or class folders (`<class>/*`, `<split>/<class>/*`); `groups.csv` and `boxes.csv` are found by name.
-The import is all-or-nothing (`services.own_data`): when it is refused, the extracted folder is removed, so a
-refusal leaves neither rows nor files behind.
+encryption, at most `MAX_ZIP_ENTRIES` entries; `MAX_ZIP_BYTES` uncompressed and at most `MAX_ZIP_RATIO` times its
+own size, from its directory), then extracted into a hidden folder under `<data dir>/imports/` while counting the
+bytes really written against the same limits (a directory can lie), and moved to `imports/<name>/` in one rename.
+What it holds is found by `services.import_layout`. The import is all-or-nothing (`services.own_data`); when it
+ends, only the images it imported stay on disk: a refused import, or one that adds no image, removes the extracted
+folder, and a successful one removes every file of it the project does not refer to.
+
+A server folder must lie inside a folder the operator allowed (`services.import_roots`). Messages from either route
+name no server path but the one the user typed (the zip by its name).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
+import os
 import re
 import shutil
 import stat
@@ -22,39 +26,26 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from services.database import Database
-from services.own_data import CocoImport, FolderImport, ImportResult, ImportSource, VocImport, import_data
+from services.import_layout import IGNORED_NAMES, IGNORED_PARTS, LAYOUTS, TASKS, ImportOptions, find_source
+from services.import_roots import check_tree, server_folder
+from services.own_data import ImportResult, files_in_use, import_data
 from services.settings import MAX_UPLOAD_BYTES, Settings
-from store.io.folder import SPLITS
+from services.user_paths import Places, named_for_the_user, relabel
 
 log = logging.getLogger(__name__)
 
 MAX_ZIP_BYTES = MAX_UPLOAD_BYTES * 4  # uncompressed: images compress little, so more is a zip bomb
 MAX_ZIP_ENTRIES = 200_000
-IGNORED_PARTS = ("__MACOSX",)  # macOS resource forks: not images, and not a class
-IGNORED_NAMES = (".DS_Store", "Thumbs.db")
-GROUPS_NAME, BOXES_NAME = "groups.csv", "boxes.csv"
-TASKS = ("auto", "single_label", "multi_label")
-LAYOUTS = ("class folders", "VOC", "COCO")
+MAX_ZIP_RATIO = 100  # uncompressed / compressed, per entry and for the whole zip (zeros deflate ~1000x)
+RATIO_FREE_BYTES = 1 << 20  # an entry (a CSV, say) may expand to 1 MiB whatever its ratio
 COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class ImportOptions:
-    """What the Import panel asks besides the data: the task (`auto`: single-label for class folders,
-    multi-label for VOC/COCO), the split of a flat class-folder layout, and CSVs uploaded beside the data
-    (they win over a `groups.csv`/`boxes.csv` found in it)."""
-
-    task: str = "auto"
-    val_fraction: float | None = None
-    test_fraction: float | None = None
-    seed: int = 0
-    groups_csv: Path | None = None
-    boxes_csv: Path | None = None
-
-
-@dataclass(frozen=True)
 class DataImport:
-    """An import from a zip or folder: the `ImportResult`, which layout was found where, and the report lines."""
+    """An import from a zip or folder: the `ImportResult`, which layout was found where (`root`, on the server),
+    where the zip's images stay (`extracted_to`, None when nothing stayed), and the report lines (naming no server
+    path but the one the user typed)."""
 
     result: ImportResult
     layout: str
@@ -88,10 +79,25 @@ def _entry_path(info: zipfile.ZipInfo, archive: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def check_zip(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """The entries to extract (files and folders) with their paths, after every check; ValueError naming the
-    first offending entry, or the totals of a zip bomb. Reads only the zip's directory."""
-    infos = archive.infolist()
+def _byte_limit(archive_bytes: int) -> int:
+    """The most a zip of `archive_bytes` may expand to: `MAX_ZIP_BYTES`, and `MAX_ZIP_RATIO` times its size."""
+    return min(MAX_ZIP_BYTES, max(RATIO_FREE_BYTES, MAX_ZIP_RATIO * archive_bytes))
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
+
+
+def _bomb(name: str, expands: str, archive_bytes: int) -> ValueError:
+    return ValueError(f"{name} {expands}, more than the {_size(_byte_limit(archive_bytes))} a zip of "
+                      f"{_size(archive_bytes)} may expand to ({MAX_ZIP_RATIO}× its size, at least "
+                      f"{_size(RATIO_FREE_BYTES)}, at most {MAX_ZIP_BYTES / 2**30:.0f} GiB): it looks like a zip bomb. "
+                      "Zip the images as they are (PNG, JPEG), or import the folder from the server instead")
+
+
+def check_directory(infos: list[zipfile.ZipInfo], name: str, archive_bytes: int) -> None:
+    """ValueError when the zip's directory declares too many entries, more bytes than `_byte_limit` allows, or
+    entries sharing compressed data (more compressed bytes than the file has)."""
     if len(infos) > MAX_ZIP_ENTRIES:
         raise ValueError(f"{name} has {len(infos):,} entries, more than the limit of {MAX_ZIP_ENTRIES:,}; "
                          "import the folder from the server instead")
@@ -99,6 +105,20 @@ def check_zip(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo
     if total > MAX_ZIP_BYTES:
         raise ValueError(f"{name} expands to {total / 2**30:.1f} GiB, more than the limit of "
                          f"{MAX_ZIP_BYTES / 2**30:.0f} GiB; import the folder from the server instead")
+    if total > _byte_limit(archive_bytes):
+        raise _bomb(name, f"declares {_size(total)} uncompressed", archive_bytes)
+    if sum(info.compress_size for info in infos) > archive_bytes:
+        raise ValueError(f"{name}: its entries overlap (they declare more compressed data than the file holds), as "
+                         "in a zip bomb; make the zip again with an ordinary zip tool")
+
+
+def check_zip(archive: zipfile.ZipFile, name: str,
+              archive_bytes: int | None = None) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The entries to extract (files and folders) with their paths, after every check; ValueError naming the
+    first offending entry, or the totals of a zip bomb (`check_directory`). Reads only the zip's directory."""
+    infos = archive.infolist()
+    size = archive_bytes if archive_bytes is not None else os.fstat(archive.fp.fileno()).st_size  # type: ignore[union-attr]
+    check_directory(infos, name, size)
     entries, seen = [], set()
     for info in infos:
         path = _entry_path(info, name)
@@ -114,14 +134,33 @@ def check_zip(archive: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo
     return entries
 
 
-def _copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: list[int]) -> None:
-    """Copy one file in chunks, never writing more than the zip declared (a lying header is a zip bomb too)."""
+class _Written:
+    """Bytes really written while extracting, against the limits (the directory's sizes are not trusted)."""
+
+    def __init__(self, name: str, archive_bytes: int) -> None:
+        self.name, self.archive_bytes = name, archive_bytes
+        self.limit = _byte_limit(archive_bytes)
+        self.total = 0
+
+    def add(self, info: zipfile.ZipInfo, entry_bytes: int, chunk: int) -> None:
+        self.total += chunk
+        if self.total > self.limit:
+            raise _bomb(self.name, f"expands to more than {_size(self.limit)} while extracting", self.archive_bytes)
+        if entry_bytes > info.file_size:
+            raise ValueError(f"entry {info.filename!r} expands beyond what the zip declares")
+        if entry_bytes > max(RATIO_FREE_BYTES, MAX_ZIP_RATIO * info.compress_size):
+            raise ValueError(f"entry {info.filename!r} expands more than {MAX_ZIP_RATIO}× (from "
+                             f"{info.compress_size:,} bytes), as in a zip bomb; zip the images as they are (PNG, JPEG)")
+
+
+def _copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, written: _Written) -> None:
+    """Copy one file in chunks, counting every byte against `written`'s limits as it is written."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    entry_bytes = 0
     with archive.open(info) as source, open(target, "xb") as out:
         while chunk := source.read(COPY_CHUNK):
-            budget[0] -= len(chunk)
-            if budget[0] < 0:
-                raise ValueError(f"entry {info.filename!r} expands beyond what the zip declares")
+            entry_bytes += len(chunk)
+            written.add(info, entry_bytes, len(chunk))
             out.write(chunk)
 
 
@@ -131,17 +170,18 @@ def extract_zip(zip_path: Path, target: Path) -> Path:
     name = zip_path.name
     try:
         archive = zipfile.ZipFile(zip_path)
+        archive_bytes = zip_path.stat().st_size
     except (zipfile.BadZipFile, OSError) as exc:
         raise ValueError(f"{name} is not a zip file ({exc}); upload a .zip of the folder") from None
     partial = target.parent / f".partial-{uuid.uuid4().hex}"
     with archive:
-        entries = check_zip(archive, name)
+        entries = check_zip(archive, name, archive_bytes)
         needed = sum(info.file_size for info, _ in entries)
         target.parent.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(target.parent).free
         if needed > free:
             raise ValueError(f"{name} needs {needed / 2**20:.0f} MiB, the disk has {free / 2**20:.0f} MiB free")
-        budget = [needed]
+        written = _Written(name, archive_bytes)
         try:
             partial.mkdir()
             for info, path in entries:
@@ -149,120 +189,40 @@ def extract_zip(zip_path: Path, target: Path) -> Path:
                 if info.is_dir():
                     destination.mkdir(parents=True, exist_ok=True)
                 else:
-                    _copy_entry(archive, info, destination, budget)
+                    _copy_entry(archive, info, destination, written)
             partial.rename(target)
-        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        except BaseException as exc:
             shutil.rmtree(partial, ignore_errors=True)
             if isinstance(exc, ValueError):
-                raise ValueError(f"{name}: {exc}; nothing was extracted") from None
-            raise ValueError(f"{name} could not be extracted ({exc}); nothing was extracted") from None
+                message = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
+                raise ValueError(f"{message}; nothing was extracted") from None
+            if isinstance(exc, OSError | zipfile.BadZipFile | EOFError):
+                raise ValueError(f"{name} could not be extracted ({exc}); nothing was extracted") from None
+            raise
     return target
 
 
-def _visible(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in IGNORED_PARTS)
-
-
-def data_root(folder: Path) -> Path:
-    """`folder`, or the one folder it wraps (a zip of `photos/` holds `photos/<class>/...`)."""
-    root = folder
-    for _ in range(4):
-        entries = [p for p in _visible(root) if p.name not in (GROUPS_NAME, BOXES_NAME)]
-        if len(entries) != 1 or not entries[0].is_dir() or (entries[0] / "Annotations").is_dir():
-            break
-        root = entries[0]
-    return root
-
-
-def _found_csv(folder: Path, name: str) -> Path | None:
-    found = sorted(p for p in folder.rglob(name) if p.is_file() and not any(q in IGNORED_PARTS for q in p.parts))
-    if len(found) > 1:
-        raise ValueError(f"several {name} files ({', '.join(p.relative_to(folder).as_posix() for p in found)}); "
-                         f"keep one, or upload the one to use")
-    return found[0] if found else None
-
-
-def _coco_images(json_path: Path) -> Path:
-    """The folder a COCO JSON's `file_name`s are relative to: beside the JSON, or one folder below it."""
-    beside = json_path.parent
-    try:
-        first = json.loads(json_path.read_bytes())["images"][0]["file_name"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return beside  # parse_coco names what is wrong with the file
-    if not isinstance(first, str) or (beside / first).is_file():
-        return beside
-    below = [d for d in _visible(beside) if d.is_dir() and (d / first).is_file()]
-    return below[0] if len(below) == 1 else beside
-
-
-def _task(layout: str, task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: choose one of {', '.join(TASKS)}")
-    if layout == "class folders":
-        if task == "multi_label":
-            raise ValueError("class folders give each image one class (single-label); choose task auto or "
-                             "single_label, or import VOC/COCO for several labels per image")
-        return "single_label"
-    return "multi_label" if task == "auto" else task
-
-
-def find_source(folder: Path, options: ImportOptions) -> tuple[str, Path, ImportSource, list[str]]:
-    """`(layout, data root, import source, notes)` for what `folder` holds; ValueError saying what was expected."""
-    root = data_root(folder)
-    notes = []
-    csvs = {}
-    for name, uploaded in ((GROUPS_NAME, options.groups_csv), (BOXES_NAME, options.boxes_csv)):
-        found = _found_csv(root, name)
-        if uploaded is not None and found is not None:
-            notes.append(f"used the uploaded {uploaded.name}, not {found.relative_to(root).as_posix()} in the data")
-        elif found is not None:
-            notes.append(f"using {found.relative_to(root).as_posix()} found in the data")
-        csvs[name] = uploaded or found
-    voc = [p for pattern in ("Annotations", "*/Annotations", "*/*/Annotations") for p in root.glob(pattern)
-           if p.is_dir()]  # parse_voc finds the one VOC folder (or names them all)
-    jsons = [p for p in _visible(root) if p.suffix.lower() == ".json" and p.is_file()]
-    if voc or jsons:
-        layout = "VOC" if voc else "COCO"
-        if csvs[BOXES_NAME] is not None:
-            raise ValueError(f"a boxes CSV goes with class folders; {layout} carries its boxes in its annotations")
-        task = _task(layout, options.task)
-        if voc:
-            return layout, root, VocImport(root, groups_csv=csvs[GROUPS_NAME], task=task), notes
-        if len(jsons) > 1:
-            raise ValueError(f"several JSON files ({', '.join(p.name for p in jsons)}): keep the one COCO file")
-        images = _coco_images(jsons[0])
-        notes.append(f"COCO {jsons[0].name}, images in {images.relative_to(root).as_posix() or '.'}/; every "
-                     "image goes to the train split")
-        return layout, root, CocoImport(jsons[0], images, groups_csv=csvs[GROUPS_NAME], task=task), notes
-    _task("class folders", options.task)
-    val, test = options.val_fraction, options.test_fraction
-    own = {p.name for p in _visible(root) if p.is_dir()}
-    if own and own <= set(SPLITS):  # <split>/<class>/*: its own split folders win; fractions carve the others
-        val, test = (None if "val" in own else val), (None if "test" in own else test)
-        kept = sorted(own & {"val", "test"})
-        if kept:
-            notes.append(f"kept the data's own {' and '.join(f'{s}/' for s in kept)} split")
-    source = FolderImport(root, groups_csv=csvs[GROUPS_NAME], boxes_csv=csvs[BOXES_NAME], val_fraction=val,
-                          test_fraction=test, seed=options.seed)
-    return "class folders", root, source, notes
-
-
-def _report(result: ImportResult, layout: str, root: Path, notes: list[str], extracted: Path | None) -> tuple:
+def _report(result: ImportResult, layout: str, root: Path, notes: list[str], places: Places) -> tuple[str, ...]:
     lines = [*result.report, f"  layout: {layout} in {root}", *(f"  {note}" for note in notes)]
-    if extracted is not None:
-        lines.append(f"  the images stay in {extracted} (the project refers to them)")
-    return tuple(lines)
+    return tuple(relabel(line, places) for line in lines)
 
 
-def import_folder(db: Database, settings: Settings, folder: Path, options: ImportOptions, *, project: str,
-                  author: str = "import") -> DataImport:
-    """Import a folder on this server (class folders, VOC or COCO; CSVs found by name or in `options`)."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder on the server; give the full path of the data set folder")
-    layout, root, source, notes = find_source(folder, options)
-    result = import_data(db, settings, source, project=project, author=author)
-    return DataImport(result, layout, root, None, _report(result, layout, root, notes, None))
+def import_folder(db: Database, settings: Settings, folder: str | os.PathLike[str], options: ImportOptions, *,
+                  project: str, author: str = "import") -> DataImport:
+    """Import a folder on this server a browser user typed (class folders, VOC or COCO; CSVs found by name or in
+    `options`). It must lie inside an import root (`services.import_roots`), which is checked before anything in
+    it is listed or read, and hold no link leading out of it; ValueError naming only `folder` otherwise."""
+    typed = os.fspath(folder).strip()
+    resolved = server_folder(settings, typed)
+    places = [(resolved, typed.rstrip("/") or typed)]
+    with named_for_the_user(places):
+        check_tree(resolved, typed)
+        layout, root, source, notes = find_source(resolved, options)
+        result = import_data(db, settings, dataclasses.replace(source, name_paths=False), project=project,
+                             author=author)
+    log.info("imported server folder %s into %s (%s, %d images added)", resolved, result.project, layout,
+             result.images_added)
+    return DataImport(result, layout, root, None, _report(result, layout, root, notes, places))
 
 
 def _target(settings: Settings, project: str) -> Path:
@@ -275,29 +235,54 @@ def _target(settings: Settings, project: str) -> Path:
     return target
 
 
+def _keep_only(target: Path, kept: set[Path]) -> int:
+    """Remove every file under `target` but those in `kept`, and the folders left empty; how many were removed."""
+    removed = 0
+    for current, dirs, files in os.walk(target, topdown=False):
+        for name in files:
+            file = Path(current) / name
+            if file not in kept:
+                file.unlink()
+                removed += 1
+        for name in dirs:
+            folder = Path(current) / name
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    return removed
+
+
 def import_zip(db: Database, settings: Settings, zip_path: Path, options: ImportOptions, *, project: str,
                author: str = "import") -> DataImport:
-    """Extract `zip_path` into `<data dir>/imports/<project>/` and import it; a refused import (or one that
-    adds no image, its images being already in the project) removes the extracted folder again."""
+    """Extract `zip_path` into `<data dir>/imports/<project>/` and import it. When the import ends, only the images
+    it imported stay there: a refused import (or one that adds no image, its images being already in the project)
+    removes the extracted folder, a successful one every other file of it (CSVs, unreadable images, duplicates)."""
     if not project or not project.strip():
         raise ValueError("name the project to import into")
     target = extract_zip(Path(zip_path), _target(settings, project.strip()))
+    places = [(target, zip_path.name)]
     try:
-        layout, root, source, notes = find_source(target, options)
-        result = import_data(db, settings, source, project=project, author=author)
+        with named_for_the_user(places):
+            layout, root, source, notes = find_source(target, options)
+            result = import_data(db, settings, dataclasses.replace(source, name_paths=False), project=project,
+                                 author=author)
+            kept = {Path(os.path.abspath(file)) for file in files_in_use(db, settings, target)}
+        removed = _keep_only(Path(os.path.abspath(target)), kept)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    if result.images_added == 0:
+    where = f"the server's imports/{target.name}/"
+    if not kept:
         shutil.rmtree(target, ignore_errors=True)
-        notes.append(f"no new image: the extracted copy was removed ({target.name})")
+        notes.append(f"no new image: the extracted copy was removed ({where})")
         target_kept = None
     else:
+        other = f"; its {removed:,} other files were removed" if removed else ""
+        notes.append(f"the {len(kept):,} imported images stay in {where} (the project refers to them){other}")
         target_kept = target
     log.info("imported %s into %s (%s, %d images added)", zip_path.name, result.project, layout,
              result.images_added)
-    return DataImport(result, layout, root, target_kept, _report(result, layout, root, notes, target_kept))
+    return DataImport(result, layout, root, target_kept, _report(result, layout, root, notes, places))
 
 
-__all__ = ["LAYOUTS", "MAX_ZIP_BYTES", "MAX_ZIP_ENTRIES", "TASKS", "DataImport", "ImportOptions", "check_zip",
-           "data_root", "extract_zip", "find_source", "import_folder", "import_zip"]
+__all__ = ["LAYOUTS", "MAX_ZIP_BYTES", "MAX_ZIP_ENTRIES", "MAX_ZIP_RATIO", "TASKS", "DataImport", "ImportOptions",
+           "check_directory", "check_zip", "extract_zip", "import_folder", "import_zip"]

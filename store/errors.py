@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from sqlalchemy.exc import DBAPIError as DatabaseRefusal  # anything else the database refused (a constraint, a type)
+
 
 class NotFoundError(ValueError):
     """A project, image, box or run that does not exist."""
@@ -15,6 +17,36 @@ class ConflictError(RuntimeError):
 
     Nothing has been written when this is raised; reload and re-apply the edit.
     """
+
+
+BUSY_MESSAGE = "the database is busy (another process is writing); nothing was saved — try again"
+
+
+class DatabaseBusyError(RuntimeError):
+    """Another process held the database's write lock longer than the busy timeout; nothing was written."""
+
+    def __init__(self, message: str = BUSY_MESSAGE) -> None:
+        super().__init__(message)
+
+
+class DataDirUnavailableError(RuntimeError):
+    """The database's folder was removed or made read-only, or its file replaced, under a running process (or
+    before a command): nothing was written. `first` is False when this process already reported the same state,
+    so a server that polls says it once."""
+
+    def __init__(self, message: str, *, first: bool = True) -> None:
+        super().__init__(message)
+        self.first = first
+
+
+class DatabaseMissingError(RuntimeError):
+    """No database where one must already be (a command that reads or changes one, a running process whose
+    file vanished), or one that must not be created anew (the leftovers of an earlier one lie beside it)."""
+
+
+def refusal_reason(exc: DatabaseRefusal) -> str:
+    """What the database said, first line only: never the SQL statement or its parameters."""
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else exc.__class__.__name__
 
 
 class ImportFormatError(ValueError):

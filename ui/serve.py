@@ -14,6 +14,7 @@ import logging
 
 from services.database import Database
 from services.demo_data import DemoData
+from services.import_roots import roots_refusal
 from services.settings import Settings
 from ui.starting_page import open_starting_page
 
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="address to bind (env GUIDANCE_HOST; default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (env GUIDANCE_PORT; default 7860)")
     p.add_argument("--auth", default=None, help="require login USER:PASSWORD (env GUIDANCE_AUTH)")
+    p.add_argument("--import-root", action="append", default=None, metavar="DIR",
+                   help="a folder the Data tab's 'folder on the server' may import from (repeatable; env "
+                        "GUIDANCE_IMPORT_ROOTS, separated by ':'). Default: only the data dir's imports/ folder")
     p.add_argument("--allow-anonymous-network", action="store_true",
                    help="serve an address other machines can reach WITHOUT a login: anyone who reaches it can "
                         "import, train, read and delete (without this flag such a start is refused)")
@@ -73,11 +77,16 @@ def bootstrap_demo(db: Database, settings: Settings) -> bool:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the app (building the demo project in the background on a fresh data dir); returns when the
-    server stops. Exit 2, before anything starts, for a non-loopback address without a login (`exposure_refusal`)."""
-    refusal = exposure_refusal(settings, allow_anonymous=bool(getattr(args, "allow_anonymous_network", False)))
+    server stops. Exit 2, before anything starts, for a non-loopback address without a login (`exposure_refusal`)
+    or an `--import-root` that is not a folder."""
+    refusal = (exposure_refusal(settings, allow_anonymous=bool(getattr(args, "allow_anonymous_network", False)))
+               or roots_refusal(settings))
     if refusal:
         log.error("%s", refusal)
         return 2
+    if settings.import_roots:
+        log.info("the Data tab may import server folders under: %s (and the data dir's imports/)",
+                 ", ".join(str(root) for root in settings.import_roots))
     if not is_loopback(settings.host) and not settings.auth:
         log.warning("serving %s without a login (--allow-anonymous-network): anyone who reaches it can use it",
                     settings.host)

@@ -151,7 +151,7 @@ def run_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_export(settings: Settings, args: argparse.Namespace) -> int:
     """Write the export atomically; exit 2 on an unknown project or an unusable output path."""
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         with store.session_scope(engine) as session:
             project = store.get_project(session, args.project)

@@ -84,7 +84,7 @@ def run_new(settings: Settings, args: argparse.Namespace) -> int:
     from core.train import CheckpointError  # heavy (torch): only when the command runs
     from services.model_factory import new_model, recovery_settings  # heavy (torch): only when the command runs
 
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         extra = {"max_steps_per_epoch": args.max_steps_per_epoch} if args.max_steps_per_epoch else {}
         overrides = recovery_settings(args.recover_epochs, **extra) if args.recover_epochs is not None else None
@@ -149,7 +149,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 def run_list(settings: Settings, args: argparse.Namespace) -> int:
     """Print the project's checkpoints (a table, or JSON with --json); exit 2 for an unknown project."""
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         rows = [_row(s) for s in model_summaries(engine, args.project)]
     except ValueError as exc:
@@ -171,7 +171,7 @@ def run_activate(settings: Settings, args: argparse.Namespace) -> int:
     """Activate the checkpoint; exit 2 (nothing changed) for an unknown project or a checkpoint of another one."""
     from services.compare import worse_than_active  # heavy (torch, via the explanation service): only on use
 
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         worse = None if args.yes else worse_than_active(engine, args.project, args.checkpoint)
         if worse:

@@ -55,7 +55,7 @@ def _table(rows: list[dict[str, str]]) -> list[str]:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Print the projects (a table, or JSON with --json)."""
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         with store.session_scope(engine) as session:
             projects = store.list_projects(session)
@@ -78,7 +78,7 @@ def run_set(settings: Settings, args: argparse.Namespace) -> int:
     if args.image_size is None:
         log.error("nothing to set: give --image-size N")
         return 2
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         info = set_image_size(engine, args.project, args.image_size)
     except ValueError as exc:  # NotFoundError is a ValueError
@@ -93,7 +93,7 @@ def run_set(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_split(settings: Settings, args: argparse.Namespace) -> int:
     """Carve val/test out of train; exit 2 with what to do when refused."""
-    engine = open_store(settings)
+    engine = open_store(settings, create=False)
     try:
         moved = carve_splits(engine, args.project, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                              seed=args.seed, grow=args.grow)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 OUTSIDE_FLAG = "--allow-outside"
+MAX_LINE_BYTES = 1 << 20  # one line of a CSV (Python's csv module refuses a field above 128 KiB anyway)
 
 
 def decode_utf8(raw: bytes, name: str, problems: list[str]) -> str | None:
@@ -20,6 +24,28 @@ def decode_utf8(raw: bytes, name: str, problems: list[str]) -> str | None:
         problems.append(f"{name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
                         "save it as UTF-8")
         return None
+
+
+def utf8_lines(handle: BinaryIO, name: str, problems: list[str]) -> Iterator[str]:
+    """The lines of a binary file as text, one at a time (a UTF-8 byte-order mark is dropped). At a line that is
+    not UTF-8, or longer than `MAX_LINE_BYTES`, a "name:line" problem is added and the lines end."""
+    offset = 0
+    for number in itertools.count(1):
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            problems.append(f"{name}:{number}: a line longer than {MAX_LINE_BYTES // 2**20} MiB; this is not a CSV "
+                            "of one row per line")
+            return
+        start = len(codecs.BOM_UTF8) if number == 1 and raw.startswith(codecs.BOM_UTF8) else 0
+        try:
+            yield raw[start:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{name}:{number}: not UTF-8 text (byte 0x{raw[start + exc.start]:02x} at offset "
+                            f"{offset + start + exc.start}); save it as UTF-8")
+            return
+        offset += len(raw)
 
 
 def finite_float(value: object) -> float | None:
@@ -48,11 +74,16 @@ def pixel_coordinate(text: str, what: str, problems: list[str]) -> float | None:
 
 
 class Confinement:
-    """Keeps imported files inside a data set folder: symlinks and `..` are followed before the check."""
+    """Keeps imported files inside a data set folder: symlinks and `..` are followed before the check.
 
-    def __init__(self, root: Path, *, allow_outside: bool = False) -> None:
+    `name_paths=False` (imports a browser user asks for): a refusal names no path on the server, neither where
+    the file really is nor the folder, and offers no command-line flag.
+    """
+
+    def __init__(self, root: Path, *, allow_outside: bool = False, name_paths: bool = True) -> None:
         self.root = root
         self.allow_outside = allow_outside
+        self.name_paths = name_paths
         self._real_root = root.resolve()
 
     def refusal(self, file: Path) -> str | None:
@@ -62,5 +93,8 @@ class Confinement:
         resolved = file.resolve()
         if resolved.is_relative_to(self._real_root):
             return None
+        if not self.name_paths:
+            return ("the image lies outside the data set (an absolute path, '..' or a link leading out of it); put "
+                    "the image itself inside the data set")
         return (f"the image resolves to {resolved}, outside the data set folder {self.root}; move it into that "
                 f"folder, or pass {OUTSIDE_FLAG} if images outside it are meant to be imported")

@@ -70,6 +70,7 @@ def _categories(data: dict[str, Any], name: str, plan: ImportPlan) -> dict[int, 
     categories: dict[int, str] = {}
     for where, cat in _entries(data, "categories", "name", name, plan):
         categories[cat["id"]] = cat["name"].strip()
+        plan.class_origins.setdefault(categories[cat["id"]], f"{where}.name")
         if not categories[cat["id"]]:
             plan.problems.append(f"{where}.name: blank (category id {cat['id']}); give every category a name")
     return categories
@@ -120,10 +121,11 @@ def _annotation_ids(annotations: list[Any], name: str, plan: ImportPlan) -> None
 
 
 def parse_coco(json_path: str | Path, images_dir: str | Path, *, split: str = "train",
-               allow_outside: bool = False) -> ImportPlan:
+               allow_outside: bool = False, name_paths: bool = True) -> ImportPlan:
     """Read an instances JSON into a multi-label plan; classes follow category id order.
 
-    A `file_name` that resolves (symlinks followed) outside `images_dir` is a problem unless `allow_outside`.
+    A `file_name` that resolves (symlinks followed) outside `images_dir` is a problem unless `allow_outside` (its
+    message naming where it really is unless `name_paths` is False, see `Confinement`).
     """
     json_path, images_dir = Path(json_path), Path(images_dir)
     plan = ImportPlan(task="multi_label", classes=[], images=[], root=images_dir, keep_unused_classes=True)
@@ -132,7 +134,8 @@ def parse_coco(json_path: str | Path, images_dir: str | Path, *, split: str = "t
         return plan
     name = json_path.name
     categories = _categories(data, name, plan)
-    images = _images(data, name, images_dir, split, Confinement(images_dir, allow_outside=allow_outside), plan)
+    confinement = Confinement(images_dir, allow_outside=allow_outside, name_paths=name_paths)
+    images = _images(data, name, images_dir, split, confinement, plan)
     _annotation_ids(data.get("annotations", []), name, plan)
     for k, ann in enumerate(data.get("annotations", [])):
         where = f"{name}: annotations[{k}]"

@@ -69,6 +69,7 @@ def _class_images(root: Path, class_dirs: list[tuple[str, Path]], confinement: C
     for split, class_dir in class_dirs:
         files = [f for f in sorted(class_dir.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
         found.setdefault(class_dir.name, [])
+        plan.class_origins.setdefault(class_dir.name, f"class folder {class_dir.relative_to(root).as_posix()}/")
         if not files:
             found[class_dir.name].append(f"{class_dir.relative_to(root).as_posix()}/")
         for file in files:
@@ -83,7 +84,8 @@ def _class_images(root: Path, class_dirs: list[tuple[str, Path]], confinement: C
 
 
 def _draw_order(image: PlannedImage, plan: ImportPlan, seed: int) -> str:
-    return hashlib.sha256(f"{seed}:{plan.display(image.file)}".encode()).hexdigest()
+    # surrogateescape: a file name that is not UTF-8 gets its place too (the import then refuses it by name)
+    return hashlib.sha256(f"{seed}:{plan.display(image.file)}".encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _carve(plan: ImportPlan, pool: list[PlannedImage], fractions: dict[str, float], seed: int) -> None:
@@ -146,10 +148,12 @@ def _split(plan: ImportPlan, split_layout: bool, rule: SplitRule) -> None:
 
 
 def parse_folder(path: str | Path, *, groups_csv: str | Path | None = None, boxes_csv: str | Path | None = None,
-                 split_rule: SplitRule | None = None, allow_outside: bool = False) -> ImportPlan:
+                 split_rule: SplitRule | None = None, allow_outside: bool = False,
+                 name_paths: bool = True) -> ImportPlan:
     """Read `path/<class>/<image>` (or `path/<split>/<class>/<image>`); classes sorted by name.
 
-    An image that resolves (symlinks followed) outside `path` is a problem unless `allow_outside`.
+    An image that resolves (symlinks followed) outside `path` is a problem unless `allow_outside`; its message
+    names where it really is unless `name_paths` is False (see `Confinement`).
     ValueError (nothing parsed) for a missing folder, no images, or a `split_rule` that does not fit the layout.
     """
     root = Path(path)
@@ -159,7 +163,8 @@ def parse_folder(path: str | Path, *, groups_csv: str | Path | None = None, boxe
     rule.check()
     plan = ImportPlan(task="single_label", classes=[], images=[], root=root)
     split_layout, class_dirs = _layout(root)
-    _class_images(root, class_dirs, Confinement(root, allow_outside=allow_outside), plan)
+    _class_images(root, class_dirs, Confinement(root, allow_outside=allow_outside, name_paths=name_paths),
+                  plan)
     if not plan.images:
         raise ValueError(f"{root} has no images in class sub-folders (expected {root}/<class>/<image> or "
                          f"{root}/<split>/<class>/<image>)")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,11 @@ from typing import Any
 from PIL import Image as PILImage
 
 from common.images import upright_size
+from store.io.report import Capped, total
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 MAX_IMAGE_PIXELS = 64_000_000  # larger images are refused at import (Pillow only warns up to 179 Mpx)
+DECODING_PIXELS = 2 * MAX_IMAGE_PIXELS  # pixels decoded at once by the probing threads (about 0.5 GB as RGBA)
 COORD_DECIMALS = 6  # coordinates are rounded to a micro-pixel so x + w - x round-trips exactly
 
 
@@ -56,16 +61,18 @@ class Skipped:
 
 @dataclass
 class ImportPlan:
-    """The parsed input. `problems` (malformed files) abort the whole import; `skipped` do not."""
+    """The parsed input. `problems` (malformed files) abort the whole import; `skipped` do not. Both keep their
+    first `store.io.report.REPORT_LIMIT` items and count the others (`Capped`), however large the input."""
 
     task: str
     classes: list[str]
     images: list[PlannedImage]
-    skipped: list[Skipped] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=Capped)
+    problems: list[str] = field(default_factory=Capped)
     root: Path | None = None  # the data set folder: messages name files relative to it
     keep_unused_classes: bool = False  # COCO: every category is a class, annotated or not
     notes: list[str] = field(default_factory=list)  # how the plan was made (e.g. the split), for the report
+    class_origins: dict[str, str] = field(default_factory=dict)  # class -> where it was named (a folder, a field)
 
     def display(self, file: Path) -> str:
         """`file` as messages show it: relative to the data set folder when under it."""
@@ -91,7 +98,7 @@ class ImportSummary:
     boxes_added: int = 0
     boxes_existing: int = 0
     groups_set: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=Capped)
     notes: list[str] = field(default_factory=list)
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     image_size: int = 0
@@ -103,7 +110,7 @@ class ImportSummary:
         head = (f"project {self.project}{' (new)' if self.project_created else ''}: "
                 f"{self.images_added} images added, {self.images_existing} already present; "
                 f"{self.labels_added} labels added; {self.boxes_added} boxes added, "
-                f"{self.boxes_existing} already present; {len(self.skipped)} skipped")
+                f"{self.boxes_existing} already present; {total(self.skipped):,} skipped")
         lines = [head]
         for split in sorted(self.split_counts, key=lambda s: (SPLIT_ORDER.get(s, 9), s)):
             per_class = self.split_counts[split]
@@ -117,7 +124,9 @@ class ImportSummary:
         elif self.image_size:
             lines.append(f"  image size {self.image_size} px (the project's)")
         lines += [f"  {note}" for note in self.notes]
-        return [*lines, *(f"  skipped {s.item}: {s.reason}" for s in self.skipped)]
+        lines += [f"  skipped {s.item}: {s.reason}" for s in self.skipped]
+        more = self.skipped.more_line() if isinstance(self.skipped, Capped) else None
+        return [*lines, f"  {more}"] if more else lines
 
 
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
@@ -147,14 +156,44 @@ class _TooLarge(Exception):
     """An image above `MAX_IMAGE_PIXELS`; the message is its size."""
 
 
+class _PixelBudget:
+    """At most `limit` pixels decoded at once by the probing threads (one image at a time always may), so eight
+    threads on 64 Mpx images do not hold 2 GB of pixels."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        with self.changed:
+            self.changed.wait_for(lambda: self.used == 0 or self.used + pixels <= self.limit)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.used -= pixels
+                self.changed.notify_all()
+
+
+_DECODING = _PixelBudget(DECODING_PIXELS)
+
+
 def _probe(file: Path) -> tuple[str, int, int]:
     with PILImage.open(file) as img:  # lazy: reads the header only
         width, height = img.size
         if width * height > MAX_IMAGE_PIXELS:
             raise _TooLarge(f"{width}x{height} pixels ({width * height / 1e6:.1f} Mpx)")
         img.verify()
-    with PILImage.open(file) as img:  # again: verify() leaves the image unusable, and must come first
+    with _DECODING.reserve(width * height), PILImage.open(file) as img:  # again: verify() spends the image
         width, height = upright_size(img)  # as a viewer shows it (EXIF orientation): boxes are drawn there
+        # Before decoding: a PNG's eXIf chunk after the pixels would count once they are read, and nowhere else.
+        # A JPEG is decoded at 1/8 scale: every byte of its data is still read and entropy-decoded (a truncated
+        # file fails the same), in 1/64 of the memory; other formats decode every pixel.
+        img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+        img.load()  # a truncated or corrupt file fails here, not in training (issue 24)
     digest = hashlib.sha256()
     with open(file, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -170,31 +209,37 @@ def _safe_probe(file: Path) -> tuple[str, int, int] | str | _TooLarge:
     except PILImage.DecompressionBombError as exc:  # above twice Pillow's own limit: far above ours
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
         return _TooLarge(f"{int(pixels.group(1)) / 1e6:.1f} Mpx" if pixels else "its size")
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except MemoryError:
+        raise
+    except Exception as exc:  # a damaged file can trip any decoder (struct.error, IndexError): skip it, never crash
         return f"{type(exc).__name__}: {exc}"
 
 
 def probe_images(plan: ImportPlan, *, workers: int | None = None) -> None:
-    """Fill sha256/width/height of every planned image.
+    """Fill sha256/width/height of every planned image not probed yet, decoding all of its pixels.
 
-    Unreadable images move to `plan.skipped`; an image above `MAX_IMAGE_PIXELS` is a problem (the import
-    is refused): Pillow only warns below 179 Mpx, and such an image would exhaust memory later.
+    Unreadable images (a truncated or corrupt file, not an image) move to `plan.skipped`, named by their path in
+    the data set; an image above `MAX_IMAGE_PIXELS` is a problem (the import is refused): Pillow only warns below
+    179 Mpx, and such an image would exhaust memory later.
     """
+    todo = [image for image in plan.images if not image.sha256]
+    if not todo:
+        return
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(_safe_probe, [image.file for image in plan.images]))
-    readable = []
-    for image, result in zip(plan.images, results):
+        results = list(pool.map(_safe_probe, [image.file for image in todo]))
+    for image, result in zip(todo, results):
         if isinstance(result, _TooLarge):
             plan.problems.append(f"{plan.display(image.file)}: {result} is more than the "
                                  f"{MAX_IMAGE_PIXELS // 1_000_000} Mpx limit; downscale it or remove it from the "
                                  "data set")
         elif isinstance(result, str):
-            plan.skipped.append(Skipped(str(image.file), f"unreadable image ({result})"))
+            plan.skipped.append(Skipped(plan.display(image.file), f"unreadable image, truncated or damaged ({result})"))
         else:
             image.sha256, image.width, image.height = result
-            readable.append(image)
-    plan.images = readable
+    plan.images = [image for image in plan.images if image.sha256]
 
 
 def drop_classes_without_images(plan: ImportPlan) -> None:
@@ -208,19 +253,25 @@ def drop_classes_without_images(plan: ImportPlan) -> None:
     plan.classes = [name for name in plan.classes if name in used]
 
 
+def box_outside(box: PlannedBox, width: int, height: int) -> str | None:
+    """Why `box` cannot be kept on a `width` x `height` image (empty, inverted, or leaving it), or None."""
+    if box.x1 <= box.x0 or box.y1 <= box.y0:
+        return f"empty or inverted box ({box.x0:g}, {box.y0:g}, {box.x1:g}, {box.y1:g})"
+    if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
+        return f"box ({box.x0:g}, {box.y0:g}, {box.x1:g}, {box.y1:g}) outside the {width}x{height} image"
+    return None
+
+
 def drop_boxes_outside(plan: ImportPlan) -> None:
     """Move boxes that are empty or leave their image to `plan.skipped` (touching the border is fine)."""
     for image in plan.images:
         kept = []
         for box in image.boxes:
-            if box.x1 <= box.x0 or box.y1 <= box.y0:
-                plan.skipped.append(Skipped(box.where, f"empty or inverted box ({box.x0:g}, {box.y0:g}, "
-                                                       f"{box.x1:g}, {box.y1:g})"))
-            elif box.x0 < 0 or box.y0 < 0 or box.x1 > image.width or box.y1 > image.height:
-                plan.skipped.append(Skipped(box.where, f"box ({box.x0:g}, {box.y0:g}, {box.x1:g}, {box.y1:g}) "
-                                                       f"outside the {image.width}x{image.height} image"))
-            else:
+            reason = box_outside(box, image.width, image.height)
+            if reason is None:
                 kept.append(box)
+            else:
+                plan.skipped.append(Skipped(box.where, reason))
         image.boxes = kept
 
 

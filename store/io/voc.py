@@ -103,14 +103,15 @@ def _image_file(root: Path, root_el: ET.Element, stem: str) -> tuple[Path, str] 
     return next((c for c in candidates if c[0].is_file()), None)
 
 
-def parse_voc(path: str | Path, *, allow_outside: bool = False) -> ImportPlan:
+def parse_voc(path: str | Path, *, allow_outside: bool = False, name_paths: bool = True) -> ImportPlan:
     """Read a VOC folder into a multi-label plan; classes are the object names, sorted.
 
-    An image that resolves (symlinks followed) outside the VOC folder is a problem unless `allow_outside`.
+    An image that resolves (symlinks followed) outside the VOC folder is a problem unless `allow_outside` (its
+    message naming where it really is unless `name_paths` is False, see `Confinement`).
     """
     root = find_voc_root(Path(path))
     plan = ImportPlan(task="multi_label", classes=[], images=[], root=root)
-    confinement = Confinement(root, allow_outside=allow_outside)
+    confinement = Confinement(root, allow_outside=allow_outside, name_paths=name_paths)
     xml_files = sorted((root / "Annotations").glob("*.xml"))
     splits = _read_splits(root, plan, {f.stem for f in xml_files})
     for xml_file in xml_files:

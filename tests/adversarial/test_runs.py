@@ -48,6 +48,9 @@ def test_a_run_killed_while_the_server_is_up_frees_its_project(tiny: TinyProject
         assert time.monotonic() < deadline, "the killed run still shows as running"
         time.sleep(0.25)
     assert view.status == "failed" and "killed by signal 9" in view.error
+    # one line of cause and where the full log is, never the log's tail (issue 24, item 3)
+    assert view.error == f"Run {launched.run_id} failed: the training process was killed by signal 9. " \
+                         f"Full log: {launched.log_path}"
     with pytest.raises(ValueError, match="no fine-tune"):
         cancel_run(engine, tiny.name)
     assert queue_run(engine, settings, tiny.name, {"epochs": 1}) > launched.run_id  # the project is free again

@@ -174,8 +174,10 @@ def test_no_file_both_sources_and_not_a_zip_are_refused(deps: AppDeps, tmp_path:
         _import(deps, uploaded(fake))
     with pytest.raises(gr.Error, match="was not uploaded through this page"):
         _import(deps, str(archive))  # a server path posing as an upload
+    with pytest.raises(gr.Error, match="is not inside a folder this server imports from"):
+        _import(deps, folder=str(tmp_path / "nowhere"))  # outside the import roots: whether it exists is not said
     with pytest.raises(gr.Error, match="is not a folder on the server"):
-        _import(deps, folder=str(tmp_path / "nowhere"))
+        _import(deps, folder=str(deps.data_dir / "imports" / "nowhere"))
     with pytest.raises(gr.Error, match="Val fraction 1 is outside"):
         _import(deps, uploaded(archive), val=1)
     _nothing_written(deps)
@@ -203,7 +205,7 @@ def test_a_zip_of_a_coco_export_finds_its_images_folder_and_refuses_a_boxes_csv(
 
 
 def test_a_server_folder_with_its_own_splits_keeps_them(deps: AppDeps, tmp_path: Path) -> None:
-    root = tmp_path / "server" / "set"
+    root = deps.data_dir / "imports" / "set"  # the import root every server allows (services.import_roots)
     for split, first, count in (("train", 0, 10), ("val", 20, 2)):
         for label in CLASSES:
             (root / split / label).mkdir(parents=True)

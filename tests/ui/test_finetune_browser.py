@@ -88,7 +88,7 @@ def test_a_project_without_a_val_split_is_refused_with_the_reason_and_nothing_st
     assert _runs(tiny, "no-val") == []
 
 
-def test_a_run_whose_process_dies_shows_failed_with_the_log_tail(page, served: tuple[str, TinyProject],
+def test_a_run_whose_process_dies_shows_failed_with_one_line_and_its_log(page, served: tuple[str, TinyProject],
                                                                  no_active_run: None) -> None:
     url, tiny = served
     open_finetune(page, url)
@@ -108,7 +108,7 @@ def test_a_run_whose_process_dies_shows_failed_with_the_log_tail(page, served: t
     os.killpg(run.pid, signal.SIGKILL)
     assert wait_for_run_end(page, run_id, 30_000) == "failed"
     expect(page.locator("#run-error")).to_contain_text("killed by signal 9")
-    expect(page.locator("#run-error")).to_contain_text("last lines of its log")
+    expect(page.locator("#run-error")).to_contain_text(f"Full log: {log}")
     status_line = re.compile(rf"^Run {run.id} failed after \d+:\d\d: see the error below\.$")
     expect(page.locator("#train-status textarea")).to_have_value(status_line)  # no longer "…is starting…"
     history = page.locator("#run-history")

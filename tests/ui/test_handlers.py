@@ -309,6 +309,10 @@ def test_a_run_that_kept_its_start_is_no_green_success() -> None:
     assert finetune.ended_action({"run_id": 9}, chance) == ("Run 9 ended after 0:15: at chance — not learned yet. "
                                                             "See why below before you use it.")
     assert "color:#b54708" in finetune.progress_html(chance) and "kept epoch 4" in finetune.progress_html(chance)
+    weighted = dataclasses.replace(improved, summary={**improved.summary,
+                                                      "upweighted": {"images": 97, "of": 2000, "factor": 20.0}})
+    assert ("the 97 of 2000 training images the starting model got wrong were drawn 20× as often"
+            in finetune.progress_html(weighted))  # what the run did, shown with it
     old = dataclasses.replace(kept, summary={})  # a run from before runs had a summary: as it was
     assert old.outcome == "succeeded" and old.why == "" and 'id="run-why"' not in finetune.progress_html(old)
 

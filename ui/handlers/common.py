@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Iterator
@@ -12,7 +13,15 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from services.errors import ConflictError, NotFoundError
+from services.errors import (
+    STORE_ERRORS,
+    ConflictError,
+    DatabaseBusyError,
+    DatabaseRefusal,
+    DataDirUnavailableError,
+    NotFoundError,
+    refusal_reason,
+)
 from services.settings import MAX_UPLOAD_BYTES
 
 log = logging.getLogger(__name__)
@@ -52,9 +61,13 @@ def author_of(request: gr.Request | None) -> str:
     return username or LOCAL_USER
 
 
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC)  # a file the server could not write
+
+
 @contextmanager
 def user_errors(*, conflicts: bool = True) -> Iterator[None]:
-    """Re-raise what a user can cause (bad input, missing rows, conflicts) as `gr.Error` with its message.
+    """Re-raise what a user can cause (bad input, missing rows, conflicts) as `gr.Error` with its message, and the
+    database's state (busy, the data folder gone or read-only) as its one line: never SQL text or a traceback.
 
     With `conflicts=False` a `ConflictError` passes through for the caller to handle (the editor reloads on
     a conflict instead of failing).
@@ -70,7 +83,22 @@ def user_errors(*, conflicts: bool = True) -> Iterator[None]:
     except (ValueError, NotFoundError, FileNotFoundError) as exc:
         log.info("user error: %s", exc)
         raise gr.Error(str(exc)) from exc
-
+    except STORE_ERRORS as exc:
+        if isinstance(exc, DatabaseBusyError):
+            log.warning("%s", exc)
+        elif not isinstance(exc, DataDirUnavailableError) or exc.first:  # a polling page reports a lost folder once
+            log.error("%s", exc)
+        raise gr.Error(str(exc)) from exc
+    except DatabaseRefusal as exc:  # anything else the database refused: its reason, without the statement
+        log.error("database error: %s", exc)
+        reason = refusal_reason(exc)
+        raise gr.Error(f"the database refused this ({reason}); nothing was saved — try again") from exc
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE:
+            raise
+        log.error("cannot write: %s", exc)
+        raise gr.Error(f"the server cannot write {Path(exc.filename or '?').name} ({exc.strerror}); nothing was "
+                       "saved — free space or make the data folder writable, then try again") from exc
 
 
 MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character

@@ -8,7 +8,10 @@ all-or-nothing import). A refusal is a `gr.Error` whose message lists every prob
 
 from __future__ import annotations
 
+import html
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,25 @@ PAGE_WORDS = (("change it with `python app.py project set {project} --image-size
               ("--val-fraction", "Val fraction"), ("--test-fraction", "Test fraction"), ("--seed", "Split seed"),
               (" or --split", ""))
 CARVE_HERE = f"“{CARVE_BUTTON}” below"
+
+
+@contextmanager
+def toast_errors() -> Iterator[None]:
+    """`user_errors` for a handler whose refusal shows as a toast: Gradio renders a toast's text as HTML, so the
+    message (which may hold a project or class name) is escaped and shows as typed."""
+    try:
+        with user_errors():
+            yield
+    except gr.Error as exc:
+        raise gr.Error(html.escape(str(exc.message))) from exc
+
+
+def folder_help(deps: AppDeps) -> str:
+    """What the "folder on the server" box accepts: the folders the operator allowed, as plain text."""
+    roots = [str(root) for root in deps.settings.import_roots]
+    allowed = f"{', '.join(roots)} or the app's own imports/ folder" if roots else "the app's own imports/ folder"
+    return (f"Folders this server imports from: {allowed} (the operator adds others with serve --import-root). "
+            "A name alone, e.g. photos, is looked up in them.")
 
 
 def _fraction(value: Any, what: str) -> float | None:
@@ -98,7 +120,7 @@ def run_import(deps: AppDeps, zip_file: Any, folder: str | None, project: str | 
         if zip_path is not None:
             done = zip_import.import_zip(deps.engine, deps.settings, zip_path, options, project=name, author=author)
         else:
-            done = zip_import.import_folder(deps.engine, deps.settings, Path(folder), options, project=name,
+            done = zip_import.import_folder(deps.engine, deps.settings, folder, options, project=name,
                                             author=author)
         names = catalog.project_names(deps.engine)
     report = "\n".join(_for_the_page(line, done.result.project) for line in done.report)
@@ -113,7 +135,7 @@ def image_size(deps: AppDeps, project: str | None) -> int | None:
     """The side (pixels) the project's images are resized to, or None without a project."""
     if not project:
         return None
-    with user_errors():
+    with toast_errors():
         return catalog.get_project(deps.engine, project).image_size
 
 
@@ -124,10 +146,11 @@ def apply_image_size(deps: AppDeps, project: str | None, size: Any) -> str:
         raise gr.Error("Pick a project first (top of the page).")
     if isinstance(size, float) and size.is_integer():
         size = int(size)
-    with user_errors():
+    with toast_errors():
         info = own_data.set_image_size(deps.engine, project, size)
-    return (f"Project {info.name!r}: images are resized to {info.image_size}×{info.image_size} px for training, "
-            "evaluation and explanations (models trained at another size may need fine-tuning).")
+    return plain_markdown(f"Project {info.name!r}: images are resized to {info.image_size}×{info.image_size} px for "
+                          "training, evaluation and explanations (models trained at another size may need "
+                          "fine-tuning).")
 
 
 def validation_status(deps: AppDeps, project: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -142,7 +165,7 @@ def validation_status(deps: AppDeps, project: str | None) -> tuple[dict[str, Any
 def carve_validation(deps: AppDeps, project: str | None) -> str:
     """Move the training images the warning names into val (refused while a run is queued or running, or when
     the split is big enough); the outcome as Markdown."""
-    with user_errors():
+    with toast_errors():
         done = validation_split.carve_bigger_validation(deps.engine, project)
     text = (f"Moved {done.moved} training images of project {done.project!r} into val: its decision score now rests "
             f"on {done.after.images} validation images (was {done.before.images}). Checkpoints fine-tuned before this "
@@ -150,5 +173,5 @@ def carve_validation(deps: AppDeps, project: str | None) -> str:
     return plain_markdown(text)
 
 
-__all__ = ["CARVE_BUTTON", "DEFAULT_FRACTION", "TASK_CHOICES", "apply_image_size", "carve_validation", "image_size",
-           "run_import", "validation_status"]
+__all__ = ["CARVE_BUTTON", "DEFAULT_FRACTION", "TASK_CHOICES", "apply_image_size", "carve_validation", "folder_help",
+           "image_size", "run_import", "toast_errors", "validation_status"]

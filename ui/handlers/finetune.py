@@ -18,6 +18,7 @@ import pandas as pd
 
 from core.train.config import Setting, TrainConfig, settings
 from services import runs
+from services.errors import STORE_ERRORS, DatabaseBusyError
 from ui.deps import AppDeps
 from ui.handlers.common import user_errors
 
@@ -92,6 +93,12 @@ def progress_html(run: runs.RunView | None) -> str:
             f"<div>{' · '.join(parts)}</div>{why}{error}</div>")
 
 
+def store_problem_html(message: str) -> str:
+    """The progress area when the database cannot be read: the one line that says why and what to do."""
+    return (f'<div class="run-progress"><div><b id="run-status">not available</b> · '
+            f'<span id="run-error" style="color:#b42318">{html.escape(message)}</span></div></div>')
+
+
 def _changed_settings(config: Mapping[str, Any]) -> str:
     defaults = DEFAULTS.to_dict()
     changed = [f"{k}={v}" for k, v in config.items() if k in defaults and k != "device" and v != defaults[k]]
@@ -132,9 +139,18 @@ def poll_training(deps: AppDeps, project: str, run_state: dict[str, Any] | None 
     if not project:
         return progress_html(None), *_curves(runs.RunProgress(None, [], [])), pd.DataFrame(columns=RUN_COLUMNS), \
             False, None
-    with user_errors():
-        progress = runs.latest_progress(deps.engine, deps.settings, project)
-    history = run_history(deps, project)
+    try:
+        with user_errors():
+            progress = runs.latest_progress(deps.engine, deps.settings, project)
+        history = run_history(deps, project)
+    except gr.Error as exc:
+        if not isinstance(exc.__cause__, STORE_ERRORS):
+            raise
+        # said in the bar instead of an error every second; a lost data folder stops the polling (a reload asks
+        # again), a busy database is asked again at the next tick
+        busy = isinstance(exc.__cause__, DatabaseBusyError)
+        return store_problem_html(exc.message), *_curves(runs.RunProgress(None, [], [])), \
+            pd.DataFrame(columns=RUN_COLUMNS), busy, None
     active = progress.run is not None and progress.run.active
     return progress_html(progress.run), *_curves(progress), history, active, ended_action(run_state, progress.run)
 

@@ -30,8 +30,8 @@ def build_data_tab(deps: AppDeps, project: gr.Dropdown) -> tuple[Any, list[Any]]
         with gr.Column(scale=3):
             archive = gr.File(label="Data set (.zip)", file_types=[".zip"], type="filepath", elem_id="import-zip",
                               height=120)
-            folder = gr.Textbox(label="…or a folder on the server", placeholder="/data/photos",
-                                elem_id="import-folder")
+            folder = gr.Textbox(label="…or a folder on the server", placeholder="photos",
+                                info=data.folder_help(deps), elem_id="import-folder")
             with gr.Row():
                 groups = gr.File(label="groups.csv (optional)", file_types=[".csv"], type="filepath",
                                  elem_id="import-groups", height=130)
