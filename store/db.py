@@ -154,6 +154,13 @@ def _translate_error(guard: SqliteFileGuard | None, context: ExceptionContext) -
             raise guard.error(problem) from None
 
 
+def _translate_lock_timeout(context: ExceptionContext) -> None:
+    """PostgreSQL's lock_timeout (SQLSTATE 55P03, lock_not_available) → `DatabaseBusyError`."""
+    if getattr(context.original_exception, "sqlstate", None) == "55P03":
+        log.debug("database busy: %s", context.original_exception)
+        raise DatabaseBusyError() from None
+
+
 def _sqlite_pragmas(busy_timeout_ms: int, guard: SqliteFileGuard | None) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         """Foreign keys on, WAL journal, wait (not fail at once) when another writer holds the lock."""
@@ -182,7 +189,17 @@ def open_database(url: str | URL, *, echo: bool = False, create: bool = True,
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800)
+        # PostgreSQL: a statement waits at most `busy_timeout_s` for another session's row or table lock, then
+        # answers "the database is busy" like SQLite (the server's lock_timeout, set per connection)
+        options = {}
+        if parsed.get_backend_name() == "postgresql":  # kept beside any options the URL gives (a search_path)
+            given = parsed.query.get("options", "")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            options["options"] = f"{given} -c lock_timeout={round(busy_timeout_s * 1000)}".strip()
+        engine = create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                               pool_recycle=1800, connect_args=options)
+        event.listen(engine, "handle_error", _translate_lock_timeout)
+        return engine
     path = sqlite_file(parsed)
     guard = _prepare_sqlite_file(path, create=create) if path is not None else None
     engine = create_engine(parsed, echo=echo, connect_args={"timeout": busy_timeout_s})

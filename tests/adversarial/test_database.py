@@ -272,3 +272,22 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.postgres
+def test_postgresql_answers_busy_within_5_s_when_another_session_holds_a_lock(engine) -> None:
+    """Item 8 on PostgreSQL: a write waits at most the busy timeout for another session's lock, then says busy."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite: the tests above)")
+    with store.session_scope(engine) as session:
+        store.create_project(session, name="pets", classes=["cat", "dog"])
+    with engine.connect() as holder:
+        holder.execute(text("LOCK TABLE project IN ACCESS EXCLUSIVE MODE"))  # held until this block ends
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusyError, match=re.escape(BUSY_MESSAGE)):
+            with store.session_scope(engine) as session:
+                store.create_project(session, name="birds", classes=["a", "b"])
+        assert time.monotonic() - started < 5.0
+        holder.rollback()
+    with store.session_scope(engine) as session:
+        assert [p.name for p in store.list_projects(session)] == ["pets"]  # nothing was saved
