@@ -284,9 +284,8 @@ def test_postgresql_answers_busy_within_5_s_when_another_session_holds_a_lock(en
     with engine.connect() as holder:
         holder.execute(text("LOCK TABLE project IN ACCESS EXCLUSIVE MODE"))  # held until this block ends
         started = time.monotonic()
-        with pytest.raises(DatabaseBusyError, match=re.escape(BUSY_MESSAGE)):
-            with store.session_scope(engine) as session:
-                store.create_project(session, name="birds", classes=["a", "b"])
+        with pytest.raises(DatabaseBusyError, match=re.escape(BUSY_MESSAGE)), store.session_scope(engine) as session:
+            store.create_project(session, name="birds", classes=["a", "b"])
         assert time.monotonic() - started < 5.0
         holder.rollback()
     with store.session_scope(engine) as session:
