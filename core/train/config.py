@@ -130,6 +130,12 @@ class TrainConfig:
                                      "model gets wrong this many times as often (Just Train Twice; 1: off; not "
                                      "for a new model, whose errors are noise)",
                                      minimum=1.0, maximum=1000.0)
+    # issue 22: composites from every training image the guided model can box itself (core/train/pseudo_boxes.py)
+    pseudo_boxes: float = setting(0.0, "Pseudo-boxes from EPG", "once the validation EPG at the guided layer reaches "
+                                  "this, box the object on the unboxed training images from the model's own "
+                                  "evidence (confident proposals only) and compose counterfactuals from them too "
+                                  "(0: off; single-label, with counterfactuals)",
+                                  minimum=0.0, maximum=1.0, step=0.05)
     box_dilation: float = setting(0.0, "Box dilation", "grow every box side by this fraction of its size",
                                   minimum=0.0, maximum=1.0, step=0.05)
     seed: int = setting(0, "Seed", "random seed", minimum=0, ui=False)

@@ -33,6 +33,7 @@ from core.train.loop import (
     select_annotated,
     train_one_epoch,
 )
+from core.train.pseudo_boxes import coverage, propose_pseudo_boxes, unboxed_loader
 from core.train.schedule import AdaptiveSchedule
 from core.train.selection import SELECTION_RULE, ParetoArchive, best_by_decisions, selection_point
 from core.train.upweight import error_sampler, training_errors
@@ -138,6 +139,7 @@ def fine_tune(
     optimizer = torch.optim.Adam(train_model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     best_state = _snapshot(model) if adaptive is not None else None  # the rollback target (epoch 0: the base)
     stopped_early, stop_reason = False, ""
+    pseudo: dict[str, Any] | None = None
     for epoch in range(1, epochs + 1):
         epoch_started = time.monotonic()
         progress.epoch = epoch
@@ -181,6 +183,9 @@ def fine_tune(
             stopped_early = epoch < epochs
             log.info("stopping after epoch %d: %s", epoch, stop_reason)
             break
+        if bank is not None and cfg.pseudo_boxes and not data.multi_label and not dist_utils.is_distributed() \
+                and float(metrics.get("epg") or 0.0) >= cfg.pseudo_boxes:
+            bank, pseudo = _pseudo_bank(model, train_loader, data, cfg, device, annotated, epoch) or (bank, pseudo)
         lr = decision["lr"]
         dist_utils.barrier()
     stop_reason = stop_reason or f"ran the {epochs} epochs"
@@ -193,7 +198,8 @@ def fine_tune(
     result = FineTuneResult(checkpoints=archive.front, best=best, base_metrics=base, history=history,
                             seconds=time.monotonic() - started, stopped_early=stopped_early, stop_reason=stop_reason,
                             selection_rule=SELECTION_RULE, kept_epoch=chosen["epoch"] if chosen else 0,
-                            epochs=len(history), at_chance=at_chance, upweighted=upweighted)
+                            epochs=len(history), at_chance=at_chance, upweighted=upweighted,
+                            pseudo_boxes=pseudo)
     kept = f"kept epoch {result.kept_epoch}" if best else "no epoch beat the starting model: it is kept"
     emit(TrainEvent("done", epoch=len(history), epochs=epochs, progress=1.0,
                     metrics=best["metrics"] if best else {}, checkpoint=best["path"] if best else None,
@@ -221,6 +227,28 @@ def _upweight_errors(model: nn.Module, loader: DataLoader, data: TrainData, cfg:
         return loader, None
     return resampled(loader, sampler), {"images": len(errors.keys), "of": errors.images,
                                         "factor": cfg.upweight_errors}
+
+
+def _pseudo_bank(model: nn.Module, loader: DataLoader, data: TrainData, cfg: TrainConfig, device: torch.device,
+                 annotated: Tensor, epoch: int) -> tuple[CounterfactualBank, dict[str, Any]] | None:
+    """A counterfactual bank from the run's boxed images plus confident pseudo-boxes on the others
+    (core/train/pseudo_boxes.py), and what the pass made; None when it proposed nothing."""
+    started = time.monotonic()
+    unboxed = unboxed_loader(loader, data.train)
+    if unboxed is None:
+        return None
+    records, shares = propose_pseudo_boxes(dist_utils.unwrap(model), unboxed, data.train,
+                                           attribution=cfg.attribution, contrast=cfg.guides_contrast(False),
+                                           device=device)
+    if not shares:
+        return None
+    keys = sorted({*annotated.tolist(), *shares})
+    bank = CounterfactualBank(records, keys, num_classes=len(data.classes), image_size=data.image_size,
+                              multi_label=data.multi_label, device=device, seed=cfg.seed + epoch)
+    info = {**coverage(records, shares), "epoch": epoch, "seconds": round(time.monotonic() - started, 1)}
+    log.info("epoch %d: %d pseudo-boxes on %d unboxed training images (mean evidence share %.2f) in %.1f s", epoch,
+             info["proposed"], info["of"], info["mean_share"], info["seconds"])
+    return bank, info
 
 
 def _snapshot(model: nn.Module) -> dict[str, Tensor]:

@@ -55,6 +55,7 @@ class FineTuneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    pseudo_boxes: dict[str, Any] | None = None  # the last pseudo-box pass (core/train/pseudo_boxes.py), or None
     upweighted: dict[str, Any] | None = None  # the error set drawn more often (core/train/upweight.py), or None
     stop_reason: str = ""  # why the run ended (the adaptive schedule's decision, the epoch count, min_metric)
     selection_rule: str = ""  # how `best` was chosen, in words (core.train.selection.SELECTION_RULE)
