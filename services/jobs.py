@@ -331,6 +331,8 @@ def run_summary(result: FineTuneResult) -> dict[str, Any]:
                "selection_rule": result.selection_rule, "epochs": result.epochs}
     if result.upweighted:
         summary["upweighted"] = result.upweighted  # the starting model's training errors drawn more often
+    if result.pseudo_boxes:
+        summary["pseudo_boxes"] = result.pseudo_boxes  # boxes the model proposed itself, for the composites
     return {**summary, "chance": result.at_chance} if result.at_chance else summary
 
 

@@ -122,6 +122,11 @@ def run_why(summary: Mapping[str, Any] | None) -> str:
         factor = weighted.get("factor")
         why += (f"; the {weighted.get('images', '?')} of {weighted.get('of', '?')} training images the starting "
                 f"model got wrong were drawn {f'{factor:g}' if isinstance(factor, int | float) else '?'}× as often")
+    pseudo = summary.get("pseudo_boxes")
+    if isinstance(pseudo, Mapping):
+        why += (f"; from epoch {pseudo.get('epoch', '?')} the model boxed the object itself on "
+                f"{pseudo.get('proposed', '?')} of {pseudo.get('of', '?')} unboxed training images for the "
+                "composites (proposals, not saved)")
     return why
 
 

@@ -310,9 +310,12 @@ def test_a_run_that_kept_its_start_is_no_green_success() -> None:
                                                             "See why below before you use it.")
     assert "color:#b54708" in finetune.progress_html(chance) and "kept epoch 4" in finetune.progress_html(chance)
     weighted = dataclasses.replace(improved, summary={**improved.summary,
-                                                      "upweighted": {"images": 97, "of": 2000, "factor": 20.0}})
+                                                      "upweighted": {"images": 97, "of": 2000, "factor": 20.0},
+                                                      "pseudo_boxes": {"proposed": 1500, "of": 1800, "epoch": 2}})
     assert ("the 97 of 2000 training images the starting model got wrong were drawn 20× as often"
             in finetune.progress_html(weighted))  # what the run did, shown with it
+    assert ("from epoch 2 the model boxed the object itself on 1500 of 1800 unboxed training images"
+            in finetune.progress_html(weighted))
     old = dataclasses.replace(kept, summary={})  # a run from before runs had a summary: as it was
     assert old.outcome == "succeeded" and old.why == "" and 'id="run-why"' not in finetune.progress_html(old)
 
