@@ -69,9 +69,10 @@ def group_accuracy(model: nn.Module, records: list[ImageRecord], data: TrainData
 # ---------------------------------------------------------------------------------------------------- JTT
 
 
-def jtt(data: TrainData, baseline: nn.Module, seed: int, factor: float, fresh_lr: float = 1e-3) -> tuple[nn.Module,
-                                                                                                        dict[str, Any]]:
-    """JTT's second stage: a new model trained on train + (factor − 1) copies of the baseline's error set."""
+def jtt(data: TrainData, baseline: nn.Module, seed: int, factor: float, fresh_lr: float = 1e-3,
+        **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """JTT's second stage: a new model trained on train + (factor − 1) copies of the baseline's error set
+    (`overrides`: TrainConfig fields, e.g. an epoch cap without a budget for an epoch-matched comparison)."""
     ordered = build_loader(data.train, data, 128, shuffle=False, seed=seed)
     errors = training_errors(baseline, ordered, multi_label=data.multi_label, device=torch.device("cpu"))
     extra = [r for r in data.train if r.key in errors.keys] * max(0, round(factor) - 1)
@@ -79,7 +80,7 @@ def jtt(data: TrainData, baseline: nn.Module, seed: int, factor: float, fresh_lr
     torch.manual_seed(seed)
     model = build_model("bcos_small", len(data.classes))
     cfg = TrainConfig().with_overrides(device="cpu", seed=seed, lam=0.0, counterfactuals=0.0, lr=fresh_lr,
-                                       freeze_norm="no", budget_s=BUDGET_S)
+                                       freeze_norm="no", **{"budget_s": BUDGET_S, **overrides})
     with tempfile.TemporaryDirectory() as out:
         result = fine_tune(model, upsampled, cfg, out_dir=Path(out), fresh=True)
         chosen = load_checkpoint(Path(result.best["path"])).model if result.best else model

@@ -208,7 +208,7 @@ def one_click(name: str, seed: int, baseline_epochs: int, cache: Path, *, lam: f
             "lrs": [h.get("lr") for h in result.history],
             "epochs_run": len(result.history), "best_epoch": result.best["epoch"] if result.best else 0,
             "val_worst_group": (result.best or {"metrics": result.base_metrics})["metrics"].get("worst_group_accuracy"),
-            "upweighted": result.upweighted,
+            "upweighted": result.upweighted, "pseudo_boxes": result.pseudo_boxes,
             "stop_reason": getattr(result, "stop_reason", ""),
             "val_worst_group_curve": [round(h.get("worst_group_accuracy") or 0.0, 3) for h in result.history],
             "val_epg_curve": [round(h.get("epg") or 0.0, 3) for h in result.history], **metrics}
