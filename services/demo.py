@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
+from common import write_atomically
 from core.bcos import build_model
 from core.data import GENERATOR_VERSION, load_manifest
 from core.train import TrainConfig, file_sha256, read_checkpoint, save_checkpoint
@@ -231,7 +232,8 @@ def train_baseline(engine: Database, settings: Settings, *, out: Path, steps: in
     written = save_checkpoint(work, model, classes=list(data.classes), config=config.to_dict(),
                               metrics={**(result.history[-1] if result.history else {}), "role": "demo baseline"})
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(written, out)
+    with written.open("rb") as source:  # atomically: a crash never leaves a half-written shipped baseline
+        write_atomically(out, lambda target: shutil.copyfileobj(source, target), mode="wb")
     shutil.rmtree(work, ignore_errors=True)
     with session_scope(engine) as session:
         register_baseline(session, settings, get_project(session, DEMO_PROJECT), out)
