@@ -26,6 +26,7 @@ from common.cpus import usable_cpus
 from core import methods
 from core.data import images_to_batch, load_rgb
 from core.explain import EXPLAINERS, LAYER_NAMES, bcos_colour, overlay_heatmap, upsample
+from core.explain.evidence import evidence_box
 from core.explain.visualise import draw_boxes, evidence_scale, legend, note_picture
 from services.models import ModelCache, checkpoint_file, model_device
 from services.settings import Settings
@@ -420,24 +421,14 @@ def _composite_on_black(rgba: np.ndarray, scale: int) -> np.ndarray:
 
 
 def propose_box(amap: np.ndarray, fraction: float = 0.5) -> tuple[float, float, float, float] | None:
-    """A box around the strongest positive evidence: pixels above `fraction` of the max, bounding box.
+    """A box around the strongest positive evidence: pixels above `fraction` of the max of the blurred map, the
+    bounding box of the component holding the most evidence (`core.explain.evidence.evidence_box`).
 
     amap: `(H, W)` at original image size. Returns `(x0, y0, x1, y1)` or None for a map with no
     positive evidence.
     """
-    positive = np.clip(amap, 0.0, None)
-    peak = float(positive.max()) if positive.size else 0.0
-    if peak <= 0.0:
+    found = evidence_box(amap, fraction)
+    if found is None:
         return None
-    import cv2  # local: only the proposal needs it
-
-    smooth = cv2.GaussianBlur(positive.astype(np.float32), (0, 0), sigmaX=max(1.0, amap.shape[1] / 64))
-    mask = (smooth >= fraction * smooth.max()).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 1:
-        return None
-    # the component holding the most evidence
-    evidence = [float(smooth[labels == i].sum()) for i in range(1, count)]
-    best = 1 + int(np.argmax(evidence))
-    x, y, w, h = (int(v) for v in stats[best, :4])
-    return float(x), float(y), float(x + w), float(y + h)
+    x0, y0, x1, y1 = found[0]
+    return float(x0), float(y0), float(x1), float(y1)

@@ -8,8 +8,9 @@ puts its positive evidence on the object long before its decisions follow (EPG 0
 composites can draw from all of them.
 
 How: the input-level explanation of the guided score (the contrast for single-label data) of each unboxed image's
-own label is blurred; the pixels above `FRACTION` of its peak form components; the component holding the most
-positive evidence is boxed. A proposal is kept only when it is *confident*:
+own label is blurred; the pixels above half its peak form components; the component holding the most positive
+evidence is boxed (`core.explain.evidence.evidence_box`, as Annotate's "Propose box" does). A proposal
+is kept only when it is *confident*:
 
 - the box holds at least `MIN_SHARE` of the image's positive evidence (the evidence is on one thing), and
 - it covers at most `MAX_AREA` of the image (not "everything"), and at least `MIN_SIDE` pixels a side.
@@ -24,7 +25,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -33,34 +33,15 @@ from torch.utils.data import DataLoader
 
 from core.data import ImageRecord
 from core.explain import EXPLAINERS
+from core.explain.evidence import evidence_box
 
-__all__ = ["FRACTION", "MAX_AREA", "MIN_SHARE", "coverage", "evidence_box", "propose_pseudo_boxes", "unboxed_loader"]
+__all__ = ["MAX_AREA", "MIN_SHARE", "coverage", "propose_pseudo_boxes", "unboxed_loader"]
 
 log = logging.getLogger(__name__)
 
-FRACTION = 0.5  # pixels above this share of the blurred map's peak form the candidate components
 MIN_SHARE = 0.6  # a kept box holds at least this share of the image's positive evidence
 MAX_AREA = 0.5  # … and covers at most this share of the image
 MIN_SIDE = 3  # pixels
-
-
-def evidence_box(amap: np.ndarray, fraction: float = FRACTION) -> tuple[tuple[int, int, int, int], float] | None:
-    """The box `(x0, y0, x1, y1)` (end-exclusive pixels) around the component of strongest positive evidence of
-    `amap` `(H, W)`, and the share of all positive evidence inside it; None for a map with no positive evidence."""
-    positive = np.clip(amap.astype(np.float32), 0.0, None)
-    total = float(positive.sum())
-    if total <= 0.0:
-        return None
-    smooth = cv2.GaussianBlur(positive, (0, 0), sigmaX=max(1.0, amap.shape[1] / 64))
-    mask = (smooth >= fraction * smooth.max()).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 1:
-        return None
-    evidence = np.bincount(labels.ravel(), weights=smooth.ravel(), minlength=count)[1:]
-    best = 1 + int(np.argmax(evidence))
-    x, y, w, h = (int(v) for v in stats[best, :4])
-    share = float(positive[y:y + h, x:x + w].sum()) / total
-    return (x, y, x + w, y + h), share
 
 
 def propose_pseudo_boxes(model: nn.Module, loader: DataLoader, records: Sequence[ImageRecord], *, attribution: str,

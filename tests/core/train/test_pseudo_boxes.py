@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from core.bcos import build_model
+from core.explain.evidence import evidence_box
 from core.train import TrainConfig
 from core.train.fine_tune import fine_tune
 from core.train.loop import TrainData, build_loader
-from core.train.pseudo_boxes import evidence_box, propose_pseudo_boxes, unboxed_loader
+from core.train.pseudo_boxes import propose_pseudo_boxes, unboxed_loader
 
 
 def test_the_box_holds_the_strongest_component_and_says_its_share() -> None:
