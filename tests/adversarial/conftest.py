@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from sqlalchemy import Engine, func, select
 
 import app
 import store
+from services.runs import Launched, launch_run, project_runs
+from tests.ui.conftest import TinyProject
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,15 @@ def tree_state(root: Path) -> dict[str, str]:
         else:
             state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return state
+
+
+def launch_running(tiny: TinyProject) -> Launched:
+    """A real training process on the tiny project, returned once its run row says "running": fixed, exactly 200
+    epochs (the adaptive default may stop after 3), so it is still running when a test kills or starves it."""
+    engine, settings = tiny.deps.engine, tiny.deps.settings
+    launched = launch_run(engine, settings, tiny.name, {"epochs": 200, "batch_size": 2, "schedule": "fixed"})
+    deadline = time.monotonic() + 240
+    while project_runs(engine, settings, tiny.name)[0].status != "running":
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.5)
+    return launched

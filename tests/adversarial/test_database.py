@@ -30,9 +30,9 @@ from sqlalchemy.exc import OperationalError
 import app
 import store
 from services.errors import BUSY_MESSAGE, DatabaseBusyError, DataDirUnavailableError
-from services.runs import launch_run, project_runs, run_log_path
+from services.runs import run_log_path
 from store.db import SQLITE_BUSY_TIMEOUT_MS
-from tests.adversarial.conftest import row_counts
+from tests.adversarial.conftest import launch_running, row_counts
 from tests.ui.conftest import TinyProject, build_tiny_project
 from ui.handlers import annotate, finetune
 from ui.handlers.common import user_errors
@@ -241,12 +241,7 @@ def test_the_guard_raises_the_same_error_the_handlers_catch(tmp_path: Path) -> N
 
 def test_a_data_folder_removed_under_a_running_run_stops_it_without_writing(tiny: TinyProject, tmp_path: Path) -> None:
     engine, settings = tiny.deps.engine, tiny.deps.settings
-    # fixed: exactly 200 epochs, still running when the folder goes
-    launched = launch_run(engine, settings, tiny.name, {"epochs": 200, "batch_size": 2, "schedule": "fixed"})
-    deadline = time.monotonic() + 240
-    while project_runs(engine, settings, tiny.name)[0].status != "running":
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.5)
+    launched = launch_running(tiny)
     data_dir, moved = settings.data_dir, tmp_path / "moved"
     data_dir.rename(moved)
     deadline = time.monotonic() + 60

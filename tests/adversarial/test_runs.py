@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from services.runs import cancel_run, launch_run, project_runs, queue_run
-from tests.adversarial.conftest import row_counts
+from services.runs import cancel_run, project_runs, queue_run
+from tests.adversarial.conftest import launch_running, row_counts
 from tests.ui.conftest import TinyProject, build_tiny_project
 from ui.handlers import finetune
 
@@ -36,12 +36,7 @@ def test_invalid_settings_start_nothing(tiny: TinyProject, changed: dict) -> Non
 
 def test_a_run_killed_while_the_server_is_up_frees_its_project(tiny: TinyProject) -> None:
     engine, settings = tiny.deps.engine, tiny.deps.settings
-    # fixed: exactly 200 epochs, still running when killed (the adaptive default may stop after 3)
-    launched = launch_run(engine, settings, tiny.name, {"epochs": 200, "batch_size": 2, "schedule": "fixed"})
-    deadline = time.monotonic() + 240
-    while project_runs(engine, settings, tiny.name)[0].status != "running":
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.5)
+    launched = launch_running(tiny)
     os.killpg(launched.pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while (view := project_runs(engine, settings, tiny.name)[0]).active:
