@@ -74,7 +74,8 @@ def user_files(folder: Path) -> tuple[Path, Path, Path]:
 
 def upload(page, elem_id: str, file: Path) -> None:
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(file))
-    expect(page.locator(f"#{elem_id}")).to_contain_text(file.name)
+    # the upload itself: the server's link to the stored file (the shown name is split into spans, "photos .zip")
+    expect(page.locator(f"#{elem_id} a[href$='/{file.name}']")).to_be_visible()
 
 
 def train(page, deps: AppDeps, lam: str) -> None:
